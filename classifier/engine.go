@@ -3,11 +3,21 @@
 package classifier
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/minsheng-project/minsheng/internal/envelope"
 )
+
+// MaxInputBytes is the largest title plus body the engine triages; larger input gets an error
+// result.
+const MaxInputBytes = 1 << 20
 
 // Options tune an Engine.
 type Options struct {
@@ -17,37 +27,431 @@ type Options struct {
 	DedupWindow time.Duration
 	// ModelPath: a model file written by `minsheng train`; empty uses the model built into the binary.
 	ModelPath string
+	// Dedup overrides the de-duplication parameters (zero: DefaultDedupParams, with DedupWindow).
+	Dedup DedupParams
 }
 
-// Engine triages envelopes. Triage is safe for concurrent use; results of concurrent calls are
-// de-duplicated against each other in the order the calls take the index lock.
+// Engine triages envelopes. Triage is safe for concurrent use; concurrent calls are
+// de-duplicated against each other in the order they reach the index.
 type Engine struct {
-	opts Options
+	opts  Options
+	an    *Analyzer
+	model *Model
+	dedup *Deduper
 }
 
-// New loads the model and dictionaries and returns a ready Engine.
+var (
+	analyzerOnce sync.Once
+	analyzer     *Analyzer
+	analyzerErr  error
+)
+
+// SharedAnalyzer returns the process-wide Analyzer, loading the dictionaries on first use.
+func SharedAnalyzer() (*Analyzer, error) {
+	analyzerOnce.Do(func() { analyzer, analyzerErr = NewAnalyzer() })
+	return analyzer, analyzerErr
+}
+
+// New loads the dictionaries and the model and returns a ready Engine. The dictionaries load in
+// parallel with the model.
 func New(opts Options) (*Engine, error) {
-	// PLACEHOLDER until the real engine lands (issue 2).
-	return &Engine{opts: opts}, nil
+	if opts.ReviewThreshold == 0 {
+		opts.ReviewThreshold = 0.6
+	}
+	if opts.DedupWindow == 0 {
+		opts.DedupWindow = 30 * 24 * time.Hour
+	}
+	if opts.Dedup.Threshold == 0 {
+		opts.Dedup = DefaultDedupParams
+	}
+	opts.Dedup.Window = opts.DedupWindow
+	var (
+		an    *Analyzer
+		anErr error
+		wg    sync.WaitGroup
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		an, anErr = SharedAnalyzer()
+	}()
+	model, err := LoadModel(opts.ModelPath)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if anErr != nil {
+		return nil, fmt.Errorf("loading dictionaries: %w", anErr)
+	}
+	return NewWithModel(an, model, opts), nil
+}
+
+// NewWithModel builds an Engine from loaded parts.
+func NewWithModel(an *Analyzer, model *Model, opts Options) *Engine {
+	if opts.ReviewThreshold == 0 {
+		opts.ReviewThreshold = 0.6
+	}
+	if opts.Dedup.Threshold == 0 {
+		opts.Dedup = DefaultDedupParams
+	}
+	if opts.DedupWindow != 0 {
+		opts.Dedup.Window = opts.DedupWindow
+	}
+	e := &Engine{opts: opts, an: an, model: model}
+	e.dedup = NewDeduper(opts.Dedup, model.IDF)
+	return e
 }
 
 // ModelVersion names the loaded model.
-func (e *Engine) ModelVersion() string { return "placeholder" }
+func (e *Engine) ModelVersion() string { return e.model.Version }
+
+// Analyzer returns the engine's analyzer.
+func (e *Engine) Analyzer() *Analyzer { return e.an }
+
+// Errors of input the engine refuses.
+var (
+	ErrTooLarge    = errors.New("消息过大 / message larger than 1 MiB")
+	ErrInvalidUTF8 = errors.New("文本不是有效的 UTF-8 / text is not valid UTF-8")
+	ErrBinary      = errors.New("文本含二进制控制字符 / text contains binary data")
+)
+
+// checkInput refuses input the engine cannot read as text.
+func checkInput(title, body string) error {
+	if len(title)+len(body) > MaxInputBytes {
+		return ErrTooLarge
+	}
+	if !utf8.ValidString(title) || !utf8.ValidString(body) {
+		return ErrInvalidUTF8
+	}
+	ctl := 0
+	for i := 0; i < len(body); i++ {
+		if c := body[i]; c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+			ctl++
+		}
+	}
+	if ctl > 8 && ctl*20 > len(body) {
+		return ErrBinary
+	}
+	return nil
+}
 
 // Triage screens, de-duplicates and classifies one envelope and records it in the dedup index.
+// Input that is not text gets a result with Error set; it never panics on any input.
 func (e *Engine) Triage(env *envelope.Envelope) envelope.Result {
-	return envelope.Result{ID: env.ID, CaseID: env.ID, Valid: true, Type: "complaint", Track: "service", Area: "城乡建设", Model: "placeholder", TriagedAt: time.Now().UTC(), Envelope: env}
+	res := envelope.Result{ID: env.ID, CaseID: env.ID, Model: e.model.Version, TriagedAt: time.Now().UTC(), Envelope: env,
+		Keywords: []string{}, Reasons: []string{}}
+	if err := checkInput(env.Title, env.Body); err != nil {
+		res.Error = err.Error()
+		res.Reasons = append(res.Reasons, "无法分析："+err.Error())
+		res.NeedsReview = true
+		return res
+	}
+	x := e.an.extract(Message{Title: env.Title, Body: env.Body, Channel: env.Channel})
+	e.classify(x, &res)
+	if res.Valid {
+		at := env.ReceivedAt
+		if at.IsZero() {
+			at = res.TriagedAt
+		}
+		sig := e.signatureOf(x, env.Sender.Key())
+		caseID, m := e.dedup.Observe(env.ID, at, sig)
+		res.CaseID = caseID
+		if m != nil {
+			res.DuplicateOf = m.ID
+			res.Similarity = m.Similarity
+			why := fmt.Sprintf("与消息 %s 高度相似（相似度 %.2f），判为重复，并入案件 %s", m.ID, m.Similarity, m.CaseID)
+			if m.SameSender {
+				why += "；同一发件人再次反映"
+			}
+			res.Reasons = append(res.Reasons, why)
+		}
+	}
+	return res
 }
 
 // Remember records an already triaged result in the dedup index without classifying it again
-// (used to rebuild the index from minsheng.triaged after a restart).
-func (e *Engine) Remember(res *envelope.Result) {}
+// (used to rebuild the index from minsheng.triaged after a restart). Invalid, failed and
+// envelope-less results are ignored.
+func (e *Engine) Remember(res *envelope.Result) {
+	if res.Envelope == nil || !res.Valid || res.Error != "" {
+		return
+	}
+	env := res.Envelope
+	if checkInput(env.Title, env.Body) != nil {
+		return
+	}
+	x := e.an.extract(Message{Title: env.Title, Body: env.Body, Channel: env.Channel})
+	at := env.ReceivedAt
+	if at.IsZero() {
+		at = res.TriagedAt
+	}
+	caseID := res.CaseID
+	if caseID == "" {
+		caseID = res.ID
+	}
+	e.dedup.mu.Lock()
+	defer e.dedup.mu.Unlock()
+	e.dedup.add(res.ID, caseID, at, e.signatureOf(x, env.Sender.Key()))
+}
 
 // SaveIndex writes a snapshot of the dedup index.
-func (e *Engine) SaveIndex(w io.Writer) error { return nil }
+func (e *Engine) SaveIndex(w io.Writer) error { return e.dedup.Save(w) }
 
 // LoadIndex replaces the dedup index with a snapshot written by SaveIndex.
-func (e *Engine) LoadIndex(r io.Reader) error { return nil }
+func (e *Engine) LoadIndex(r io.Reader) error { return e.dedup.Load(r) }
 
 // IndexSize is the number of messages in the dedup index.
-func (e *Engine) IndexSize() int { return 0 }
+func (e *Engine) IndexSize() int { return e.dedup.Len() }
+
+// IndexStats describes the dedup index's memory.
+func (e *Engine) IndexStats() DedupStats { return e.dedup.Stats() }
+
+// signatureOf builds the dedup signature of an analysed message.
+func (e *Engine) signatureOf(x *analysed, sender string) *signature {
+	sig := &signature{}
+	if sender != "" {
+		sig.sender = uint32(hashFeature('u', sender)) | 1
+	}
+	// Exact: the body's tokens without punctuation, so spacing and punctuation changes match.
+	h := uint64(fnvOffset)
+	n := 0
+	for _, t := range x.body.Tokens {
+		if t.Kind == KindPunct {
+			continue
+		}
+		n++
+		for i := 0; i < len(t.Text); i++ {
+			h ^= uint64(t.Text[i])
+			h *= fnvPrime
+		}
+	}
+	if n > 0 {
+		sig.exact = h
+	}
+	type tw struct {
+		h uint32
+		w float32
+	}
+	cand := make([]tw, 0, len(x.words))
+	for _, w := range x.words {
+		if w.kind == KindNumber && len(w.text) < 3 || w.kind == KindURL {
+			continue
+		}
+		if w.kind == KindWord && utf8.RuneCountInString(w.text) < 2 {
+			continue
+		}
+		cand = append(cand, tw{w.dhash, e.model.IDF(w.dhash)})
+	}
+	slices.SortFunc(cand, func(a, b tw) int {
+		if a.w != b.w {
+			if a.w > b.w {
+				return -1
+			}
+			return 1
+		}
+		return int(int64(a.h) - int64(b.h))
+	})
+	cand = slices.CompactFunc(cand, func(a, b tw) bool { return a.h == b.h })
+	if len(cand) > sketchMax {
+		cand = cand[:sketchMax]
+	}
+	slices.SortFunc(cand, func(a, b tw) int { return int(int64(a.h) - int64(b.h)) })
+	cand = slices.CompactFunc(cand, func(a, b tw) bool { return a.h == b.h })
+	for _, c := range cand {
+		sig.sketch = append(sig.sketch, c.h)
+		sig.weights = append(sig.weights, c.w)
+		sig.total += float64(c.w)
+	}
+	sig.anchors = anchorsOf(sig.sketch, e.model.IDF)
+	return sig
+}
+
+// classify fills validity, labels, confidences, keywords and reasons.
+func (e *Engine) classify(x *analysed, res *envelope.Result) {
+	m := e.model
+	v := m.vectorize(x.features)
+	var pv [2]float64
+	m.Tasks[TaskValidity].probs(v, pv[:])
+	pInvalid := pv[1]
+	if why := screenRule(x); why != "" {
+		res.Valid = false
+		res.Reasons = append(res.Reasons, "初筛：无效——"+why)
+		return
+	}
+	if pInvalid >= m.InvalidThreshold {
+		res.Valid = false
+		res.Reasons = append(res.Reasons, fmt.Sprintf("初筛：无效（无效概率 %.2f ≥ 阈值 %.2f）%s", pInvalid, m.InvalidThreshold, e.cueNote(x, "invalid:", "")))
+		res.Keywords = e.keywords(x, v, TaskValidity, 1, 5)
+		res.NeedsReview = pInvalid < m.InvalidThreshold+0.15
+		return
+	}
+	res.Valid = true
+	res.Reasons = append(res.Reasons, fmt.Sprintf("初筛：有效诉求（无效概率 %.2f）", pInvalid))
+	if pInvalid > m.InvalidThreshold*0.6 {
+		res.NeedsReview = true
+		res.Reasons = append(res.Reasons, "初筛结果接近阈值，建议人工复核")
+	}
+	var kw []string
+	for _, t := range []Task{TaskType, TaskTrack, TaskArea} {
+		l := m.Tasks[t]
+		p := make([]float64, l.K())
+		l.probs(v, p)
+		best := 0
+		for c := range p {
+			if p[c] > p[best] {
+				best = c
+			}
+		}
+		label, conf := l.Labels[best], round3(p[best])
+		words := e.keywords(x, v, t, best, 3)
+		kw = append(kw, words...)
+		var name, cue string
+		switch t {
+		case TaskType:
+			res.Type, res.Confidence.Type = label, conf
+			name = "类型：" + envelope.TypeNames[label]
+			cue = e.cueNote(x, "type:"+label, "")
+		case TaskTrack:
+			res.Track, res.Confidence.Track = label, conf
+			name = "办理渠道：" + envelope.TrackNames[label]
+			cue = e.cueNote(x, "track:"+label, "")
+		case TaskArea:
+			res.Area, res.Confidence.Area = label, conf
+			name = "领域：" + label
+		}
+		why := fmt.Sprintf("%s（置信度 %.2f）", name, conf)
+		if len(words) > 0 {
+			why += "，依据「" + strings.Join(words, "」「") + "」"
+		}
+		why += cue
+		if conf < e.opts.ReviewThreshold {
+			res.NeedsReview = true
+			second := 0
+			for c := range p {
+				if c != best && (second == best || p[c] > p[second]) {
+					second = c
+				}
+			}
+			why += fmt.Sprintf("；置信度低于 %.2f，亦可能为「%s」", e.opts.ReviewThreshold, displayLabel(t, l.Labels[second]))
+		}
+		res.Reasons = append(res.Reasons, why)
+	}
+	res.Keywords = uniqueStrings(kw, 8)
+}
+
+func displayLabel(t Task, label string) string {
+	switch t {
+	case TaskType:
+		return envelope.TypeNames[label]
+	case TaskTrack:
+		return envelope.TrackNames[label]
+	}
+	return label
+}
+
+func round3(f float64) float64 { return float64(int(f*1000+0.5)) / 1000 }
+
+// cueNote quotes the cue phrases of the message that carry a label (prefix match).
+func (e *Engine) cueNote(x *analysed, label, _ string) string {
+	var hits []string
+	for _, c := range x.cues {
+		if strings.HasPrefix(c.label, label) {
+			hits = append(hits, c.phrase)
+		}
+	}
+	hits = uniqueStrings(hits, 4)
+	if len(hits) == 0 {
+		return ""
+	}
+	return "；出现提示用语「" + strings.Join(hits, "」「") + "」"
+}
+
+// keywords returns the message's words that pushed hardest towards class c of task t.
+func (e *Engine) keywords(x *analysed, v sparse, t Task, c int, n int) []string {
+	l := e.model.Tasks[t]
+	k := l.K()
+	type kv struct {
+		w string
+		s float32
+	}
+	var best []kv
+	for _, w := range x.words {
+		if w.kind != KindWord || utf8.RuneCountInString(w.text) < 2 {
+			continue
+		}
+		r, ok := e.model.vocab[w.hash]
+		if !ok {
+			continue
+		}
+		row := l.W[int(r)*k : int(r)*k+k]
+		var mean float32
+		for _, x := range row {
+			mean += x
+		}
+		s := row[c] - mean/float32(k)
+		if s > 0 {
+			best = append(best, kv{w.text, s})
+		}
+	}
+	slices.SortStableFunc(best, func(a, b kv) int {
+		if a.s > b.s {
+			return -1
+		}
+		if a.s < b.s {
+			return 1
+		}
+		return 0
+	})
+	out := make([]string, 0, n)
+	for _, b := range best {
+		if len(out) == n {
+			break
+		}
+		out = append(out, b.w)
+	}
+	return out
+}
+
+func uniqueStrings(in []string, n int) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
+
+// screenRule applies the high-precision screening rules that need no model: nothing to read,
+// test messages and bare symbols. It returns the reason, or "" when the model decides.
+func screenRule(x *analysed) string {
+	content := 0
+	var b strings.Builder
+	for _, toks := range [][]Token{x.title.Tokens, x.body.Tokens} {
+		for _, t := range toks {
+			if t.Kind == KindPunct {
+				continue
+			}
+			content++
+			b.WriteString(t.Text)
+		}
+	}
+	s := b.String()
+	switch {
+	case content == 0:
+		return "正文为空或只有标点符号"
+	case testMessages[s]:
+		return "测试消息「" + s + "」"
+	case x.title.CJK+x.body.CJK == 0 && x.title.Letters+x.body.Letters == 0:
+		return "只有数字或符号，没有文字"
+	}
+	return ""
+}
+
+var testMessages = map[string]bool{
+	"测试": true, "测试一下": true, "测试测试": true, "test": true, "testing": true, "test123": true, "ceshi": true,
+	"你好": true, "您好": true, "在吗": true, "hello": true, "hi": true,
+}

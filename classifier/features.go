@@ -1,0 +1,250 @@
+package classifier
+
+import (
+	"math"
+	"slices"
+	"unicode/utf8"
+)
+
+// Feature prefixes. A feature is the FNV-1a hash of its prefix byte and its text.
+const (
+	fWord    = 'w' // a word of title or body (pattern tokens by their placeholder)
+	fBigram  = 'b' // two consecutive words
+	fChar    = 'c' // two consecutive CJK characters
+	fTitle   = 't' // a word of the title
+	fCue     = 'q' // a cue phrase's label
+	fChannel = 'h' // the channel
+	fShape   = 's' // length, script mix, repetition
+)
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func hashFeature(prefix byte, s string) uint64 {
+	h := uint64(fnvOffset)
+	h ^= uint64(prefix)
+	h *= fnvPrime
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+func hashPair(prefix byte, a, b string) uint64 {
+	h := uint64(fnvOffset)
+	h ^= uint64(prefix)
+	h *= fnvPrime
+	for i := 0; i < len(a); i++ {
+		h ^= uint64(a[i])
+		h *= fnvPrime
+	}
+	h ^= 0x1f
+	h *= fnvPrime
+	for i := 0; i < len(b); i++ {
+		h ^= uint64(b[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// Message is the input the engine analyses: the parts of an envelope that matter for triage.
+type Message struct {
+	Title, Body, Channel string
+}
+
+// analysed is a message with everything the classifiers, the screen, dedup and explanations need.
+type analysed struct {
+	title, body Analysis
+	features    []uint64 // sorted, unique feature hashes
+	// words are the distinct content words with their feature hash, for keywords and dedup.
+	words []wordRef
+	cues  []cueHit
+}
+
+type wordRef struct {
+	text  string
+	kind  TokenKind
+	title bool
+	hash  uint64 // hash of the word feature
+	dhash uint32 // hash of the literal token, for IDF and dedup
+}
+
+// dedupHash is the hash de-duplication and IDF know a token by.
+func dedupHash(text string) uint32 { return uint32(hashFeature('d', text)) }
+
+type cueHit struct {
+	phrase, label string
+}
+
+// wordFeature is the feature text of a token: the token itself, or its placeholder.
+func wordFeature(t Token) string {
+	if int(t.Kind) < len(placeholders) && placeholders[t.Kind] != "" {
+		return placeholders[t.Kind]
+	}
+	if t.Kind == KindPlace {
+		return "<PLACE>"
+	}
+	return t.Text
+}
+
+// extract builds the feature set of a message.
+func (a *Analyzer) extract(m Message) *analysed {
+	x := &analysed{}
+	x.title = a.Analyze(m.Title)
+	x.body = a.Analyze(m.Body)
+	feats := make([]uint64, 0, 3*len(x.body.Tokens)+len(x.body.Norm)/2+16)
+	seen := make(map[string]bool, len(x.body.Tokens))
+	addTokens := func(toks []Token, title bool) {
+		prev := ""
+		for _, t := range toks {
+			if t.Kind == KindPunct {
+				prev = ""
+				continue
+			}
+			wf := wordFeature(t)
+			h := hashFeature(fWord, wf)
+			feats = append(feats, h)
+			if title {
+				feats = append(feats, hashFeature(fTitle, wf))
+			}
+			if prev != "" {
+				feats = append(feats, hashPair(fBigram, prev, wf))
+			}
+			prev = wf
+			if labels := a.cues[t.Text]; labels != nil {
+				for _, l := range labels {
+					feats = append(feats, hashFeature(fCue, l))
+					x.cues = append(x.cues, cueHit{t.Text, l})
+				}
+			}
+			if !seen[t.Text] && !a.stop[t.Text] {
+				seen[t.Text] = true
+				x.words = append(x.words, wordRef{text: t.Text, kind: t.Kind, title: title, hash: h, dhash: dedupHash(t.Text)})
+			}
+		}
+	}
+	addTokens(x.title.Tokens, true)
+	addTokens(x.body.Tokens, false)
+	feats = appendCharBigrams(feats, x.title.Norm)
+	feats = appendCharBigrams(feats, x.body.Norm)
+	if m.Channel != "" {
+		feats = append(feats, hashFeature(fChannel, m.Channel))
+	}
+	feats = append(feats, shapeFeatures(x)...)
+	slices.Sort(feats)
+	x.features = slices.Compact(feats)
+	return x
+}
+
+func appendCharBigrams(feats []uint64, s string) []uint64 {
+	var prev rune
+	for _, r := range s {
+		if r >= cjkFirst && r <= cjkLast {
+			if prev != 0 {
+				h := uint64(fnvOffset)
+				h ^= uint64(fChar)
+				h *= fnvPrime
+				h ^= uint64(prev)
+				h *= fnvPrime
+				h ^= uint64(r)
+				h *= fnvPrime
+				feats = append(feats, h)
+			}
+			prev = r
+		} else {
+			prev = 0
+		}
+	}
+	return feats
+}
+
+// shapeFeatures describe the form of a message: length, script mix and repetition, which
+// separate spam, gibberish and tests from real requests.
+func shapeFeatures(x *analysed) []uint64 {
+	runes := x.title.Runes + x.body.Runes
+	cjk := x.title.CJK + x.body.CJK
+	out := []uint64{hashFeature(fShape, "bias")}
+	switch {
+	case runes < 6:
+		out = append(out, hashFeature(fShape, "len<6"))
+	case runes < 15:
+		out = append(out, hashFeature(fShape, "len<15"))
+	case runes < 40:
+		out = append(out, hashFeature(fShape, "len<40"))
+	case runes < 70:
+		out = append(out, hashFeature(fShape, "len<70"))
+	case runes < 200:
+		out = append(out, hashFeature(fShape, "len<200"))
+	case runes < 600:
+		out = append(out, hashFeature(fShape, "len<600"))
+	default:
+		out = append(out, hashFeature(fShape, "len>=600"))
+	}
+	if runes > 0 {
+		r := float64(cjk) / float64(runes)
+		switch {
+		case r < 0.2:
+			out = append(out, hashFeature(fShape, "cjk<0.2"))
+		case r < 0.5:
+			out = append(out, hashFeature(fShape, "cjk<0.5"))
+		case r < 0.8:
+			out = append(out, hashFeature(fShape, "cjk<0.8"))
+		}
+	} else {
+		out = append(out, hashFeature(fShape, "empty"))
+	}
+	if d := distinctRatio(x.body.Norm); d < 0.35 && x.body.Runes >= 6 {
+		out = append(out, hashFeature(fShape, "repetitive"))
+	}
+	if x.title.Runes == 0 {
+		out = append(out, hashFeature(fShape, "notitle"))
+	}
+	return out
+}
+
+// distinctRatio is the share of distinct runes among the first 200 runes of s.
+func distinctRatio(s string) float64 {
+	var seen [256]uint8
+	distinct, n := 0, 0
+	for _, r := range s {
+		if n == 200 {
+			break
+		}
+		n++
+		i := uint32(r) * 2654435761 >> 24
+		if seen[i] == 0 {
+			distinct++
+		}
+		seen[i] = 1
+	}
+	if n == 0 {
+		return 1
+	}
+	return float64(distinct) / float64(n)
+}
+
+// sparse is a feature vector over model rows.
+type sparse struct {
+	rows []int32
+	val  float32 // every present feature has this value: 1/sqrt(len(rows))
+}
+
+func (m *Model) vectorize(feats []uint64) sparse {
+	rows := make([]int32, 0, len(feats))
+	for _, h := range feats {
+		if r, ok := m.vocab[h]; ok {
+			rows = append(rows, r)
+		}
+	}
+	v := float32(1)
+	if len(rows) > 0 {
+		v = float32(1 / math.Sqrt(float64(len(rows))))
+	}
+	return sparse{rows: rows, val: v}
+}
+
+// runeLen counts the runes of s.
+func runeLen(s string) int { return utf8.RuneCountInString(s) }

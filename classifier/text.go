@@ -1,0 +1,408 @@
+package classifier
+
+import (
+	"bufio"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-ego/gse"
+	"github.com/longbridgeapp/opencc"
+
+	"github.com/minsheng-project/minsheng/dictionaries"
+)
+
+// TokenKind says what a token is: a plain word or one of the patterns kept whole.
+type TokenKind uint8
+
+// Token kinds.
+const (
+	KindWord TokenKind = iota
+	KindNumber
+	KindPhone
+	KindIDNumber
+	KindAmount
+	KindPlace // an address, road or numbered place ("人民路128号", "a3区")
+	KindURL
+	KindPunct
+)
+
+// placeholders stand for the value of a pattern token in classification features, so that
+// "13812345678" and "139****0000" weigh the same.
+var placeholders = [...]string{KindNumber: "<NUM>", KindPhone: "<PHONE>", KindIDNumber: "<IDNO>", KindAmount: "<AMOUNT>", KindURL: "<URL>"}
+
+// Token is one segment of an analysed text.
+type Token struct {
+	Text string
+	Kind TokenKind
+}
+
+// Analysis is a message after normalization and segmentation.
+type Analysis struct {
+	// Norm is the text in Simplified Chinese, width-folded and lower-cased.
+	Norm string
+	// Traditional reports whether the input held Traditional characters that were converted.
+	Traditional bool
+	Tokens      []Token
+	// Runes, CJK and Letters count the characters of Norm.
+	Runes, CJK, Letters, Digits int
+}
+
+// Analyzer normalizes and segments text. It is safe for concurrent use once built.
+type Analyzer struct {
+	seg       gse.Segmenter
+	t2s       *opencc.OpenCC
+	tradRunes []uint64 // bitset over the CJK Unified Ideographs block: runes t2s changes
+	stop      map[string]bool
+	cues      map[string][]string // phrase -> labels
+	suffix    map[string]string   // pattern suffix -> kind
+}
+
+const cjkFirst, cjkLast = 0x4E00, 0x9FFF
+
+// NewAnalyzer loads gse's embedded Simplified dictionary plus the project dictionaries.
+func NewAnalyzer() (*Analyzer, error) {
+	a := &Analyzer{stop: map[string]bool{}, cues: map[string][]string{}, suffix: map[string]string{}}
+	var wg sync.WaitGroup
+	var ccErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ccErr = a.loadConverter()
+	}()
+	err := a.loadSegmenter()
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	if ccErr != nil {
+		return nil, fmt.Errorf("loading Traditional-to-Simplified converter: %w", ccErr)
+	}
+	return a, nil
+}
+
+func (a *Analyzer) loadConverter() error {
+	cc, err := opencc.New("t2s")
+	if err != nil {
+		return err
+	}
+	a.t2s = cc
+	// Learn which ideographs the converter changes, so Simplified text (nearly all traffic)
+	// skips the comparatively slow conversion.
+	a.tradRunes = make([]uint64, (cjkLast-cjkFirst)/64+1)
+	var b strings.Builder
+	for r := rune(cjkFirst); r <= cjkLast; r++ {
+		b.Reset()
+		b.WriteRune(r)
+		out, err := cc.Convert(b.String())
+		if err != nil {
+			return err
+		}
+		if out != b.String() {
+			i := r - cjkFirst
+			a.tradRunes[i/64] |= 1 << (i % 64)
+		}
+	}
+	return nil
+}
+
+func (a *Analyzer) loadSegmenter() error {
+	a.seg.SkipLog = true
+	a.seg.Dict = gse.NewDict()
+	a.seg.Init()
+	// Project words first; the embedded dictionary's LoadDictStr then computes the token
+	// distances once for all of them.
+	addWord := func(w string, freq float64, pos string) {
+		a.seg.Dict.AddToken(a.seg.ToToken(w, freq, pos))
+	}
+	if err := eachLine("userwords.txt", func(f []string) error {
+		if len(f) < 2 {
+			return fmt.Errorf("want word and frequency")
+		}
+		freq, err := strconv.ParseFloat(f[1], 64)
+		if err != nil {
+			return err
+		}
+		pos := ""
+		if len(f) > 2 {
+			pos = f[2]
+		}
+		addWord(strings.ToLower(f[0]), freq, pos)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := eachLine("cues.txt", func(f []string) error {
+		if len(f) != 2 {
+			return fmt.Errorf("want phrase<TAB>label")
+		}
+		p := strings.ToLower(f[0])
+		a.cues[p] = append(a.cues[p], f[1])
+		addWord(p, 1000, "cue")
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := eachLine("stopwords.txt", func(f []string) error {
+		a.stop[f[0]] = true
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := eachLine("patterns.txt", func(f []string) error {
+		if len(f) != 2 {
+			return fmt.Errorf("want kind<TAB>suffix")
+		}
+		a.suffix[f[1]] = f[0]
+		return nil
+	}); err != nil {
+		return err
+	}
+	return a.seg.LoadDictEmbed("zh_s")
+}
+
+// eachLine calls fn with the tab- or space-separated fields of each non-comment line of a
+// dictionary file.
+func eachLine(name string, fn func([]string) error) error {
+	f, err := dictionaries.FS.Open(name)
+	if err != nil {
+		return fmt.Errorf("opening dictionary %s: %w", name, err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		var fields []string
+		if strings.Contains(line, "\t") {
+			fields = strings.Split(line, "\t")
+		} else {
+			fields = strings.Fields(line)
+		}
+		if err := fn(fields); err != nil {
+			return fmt.Errorf("dictionary %s line %d: %w", name, n, err)
+		}
+	}
+	return sc.Err()
+}
+
+// isTrad reports whether r is a character the converter would change.
+func (a *Analyzer) isTrad(r rune) bool {
+	if r < cjkFirst || r > cjkLast {
+		return false
+	}
+	i := r - cjkFirst
+	return a.tradRunes[i/64]&(1<<(i%64)) != 0
+}
+
+// Normalize folds width and case and converts Traditional characters to Simplified.
+func (a *Analyzer) Normalize(s string) (norm string, traditional bool) {
+	var b strings.Builder
+	b.Grow(len(s))
+	trad := 0
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			continue
+		case r >= 0xFF01 && r <= 0xFF5E: // full-width ASCII
+			r -= 0xFEE0
+		case r == 0x3000:
+			r = ' '
+		}
+		if r < utf8.RuneSelf {
+			if 'A' <= r && r <= 'Z' {
+				r += 'a' - 'A'
+			}
+		} else if a.isTrad(r) {
+			trad++
+		}
+		if unicode.IsControl(r) && r != '\n' {
+			r = ' '
+		}
+		b.WriteRune(r)
+	}
+	norm = b.String()
+	if trad > 0 {
+		if out, err := a.t2s.Convert(norm); err == nil {
+			norm = out
+		}
+	}
+	return norm, trad > 0
+}
+
+// Analyze normalizes and segments a text.
+func (a *Analyzer) Analyze(s string) Analysis {
+	norm, trad := a.Normalize(s)
+	an := Analysis{Norm: norm, Traditional: trad}
+	for _, r := range norm {
+		an.Runes++
+		switch {
+		case r >= cjkFirst && r <= cjkLast:
+			an.CJK++
+		case r < utf8.RuneSelf && ('a' <= r && r <= 'z'):
+			an.Letters++
+		case '0' <= r && r <= '9':
+			an.Digits++
+		}
+	}
+	an.Tokens = a.tokenize(norm, make([]Token, 0, len(norm)/4+4))
+	return an
+}
+
+// tokenize splits out URLs, segments the rest with gse and merges pattern tokens.
+func (a *Analyzer) tokenize(s string, out []Token) []Token {
+	for len(s) > 0 {
+		i := urlStart(s)
+		if i < 0 {
+			return a.segment(s, out)
+		}
+		out = a.segment(s[:i], out)
+		j := i
+		for j < len(s) && s[j] > ' ' && s[j] < utf8.RuneSelf {
+			j++
+		}
+		out = append(out, Token{Text: s[i:j], Kind: KindURL})
+		s = s[j:]
+	}
+	return out
+}
+
+func urlStart(s string) int {
+	best := -1
+	for _, p := range [...]string{"http://", "https://", "www."} {
+		if i := strings.Index(s, p); i >= 0 && (best < 0 || i < best) {
+			best = i
+		}
+	}
+	return best
+}
+
+func (a *Analyzer) segment(s string, out []Token) []Token {
+	if s == "" {
+		return out
+	}
+	start := len(out)
+	for _, w := range a.seg.Cut(s) {
+		if strings.TrimSpace(w) == "" {
+			continue
+		}
+		out = append(out, Token{Text: w, Kind: classify(w)})
+	}
+	return a.mergePatterns(out, start)
+}
+
+// classify gives the kind of a raw gse segment.
+func classify(w string) TokenKind {
+	r, _ := utf8.DecodeRuneInString(w)
+	if unicode.IsPunct(r) || unicode.IsSymbol(r) {
+		if w == "*" || strings.Trim(w, "*") == "" {
+			return KindNumber // masking stars glue into numbers
+		}
+		return KindPunct
+	}
+	if isDigits(w) {
+		return KindNumber
+	}
+	return KindWord
+}
+
+func isDigits(w string) bool {
+	if w == "" {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		if (w[i] < '0' || w[i] > '9') && w[i] != '*' && w[i] != '.' && w[i] != 'x' {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCIIAlnum(w string) bool {
+	for i := 0; i < len(w); i++ {
+		c := w[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c == '-') {
+			return false
+		}
+	}
+	return w != ""
+}
+
+// mergePatterns glues number runs into phones, id numbers and amounts, and names or codes with
+// place suffixes into single place tokens.
+func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
+	w := start
+	for i := start; i < len(toks); i++ {
+		t := toks[i]
+		// Numbers with masking stars, dashes or dots: "138", "****", "5678" → one number.
+		if t.Kind == KindNumber {
+			j := i + 1
+			text := t.Text
+			for j < len(toks) && (toks[j].Kind == KindNumber || (toks[j].Text == "-" || toks[j].Text == ".") && j+1 < len(toks) && toks[j+1].Kind == KindNumber) {
+				text += toks[j].Text
+				j++
+			}
+			t = Token{Text: text, Kind: numberKind(text)}
+			i = j - 1
+			if i+1 < len(toks) && a.suffix[toks[i+1].Text] == "amount" && t.Kind == KindNumber {
+				t = Token{Text: t.Text + toks[i+1].Text, Kind: KindAmount}
+				i++
+			} else if i+1 < len(toks) && (a.suffix[toks[i+1].Text] == "number" || a.suffix[toks[i+1].Text] == "admin") && t.Kind == KindNumber {
+				t = Token{Text: t.Text + toks[i+1].Text, Kind: KindPlace}
+				i++
+			}
+		} else if t.Kind == KindWord && i+1 < len(toks) {
+			next := toks[i+1].Text
+			switch a.suffix[next] {
+			case "admin":
+				if isASCIIAlnum(t.Text) { // anonymised "a 市", "a3 区"
+					t = Token{Text: t.Text + next, Kind: KindPlace}
+					i++
+				}
+			case "road":
+				if utf8.RuneCountInString(t.Text) >= 2 && !a.stop[t.Text] {
+					t = Token{Text: t.Text + next, Kind: KindPlace}
+					i++
+				}
+			}
+		}
+		// A place followed by a house number: "人民路" "128号".
+		if t.Kind == KindPlace && w > start && toks[w-1].Kind == KindPlace && strings.HasSuffix(t.Text, "号") {
+			toks[w-1].Text += t.Text
+			continue
+		}
+		toks[w] = t
+		w++
+	}
+	return toks[:w]
+}
+
+// numberKind tells phones, id numbers and plain numbers apart.
+func numberKind(s string) TokenKind {
+	d := strings.ReplaceAll(s, "-", "")
+	switch {
+	case len(d) == 11 && d[0] == '1':
+		return KindPhone
+	case len(d) >= 11 && len(d) <= 12 && d[0] == '0':
+		return KindPhone // landline with area code
+	case len(d) == 18 || len(d) == 15:
+		return KindIDNumber
+	}
+	return KindNumber
+}
+
+// Cues returns the labels of a token that is a cue phrase.
+func (a *Analyzer) Cues(tok string) []string { return a.cues[tok] }
+
+// IsStop reports whether a token is a stop word.
+func (a *Analyzer) IsStop(tok string) bool { return a.stop[tok] }
+
+// Segment is plain gse segmentation of s, the baseline the triage benchmark compares against.
+func (a *Analyzer) Segment(s string) []string { return a.seg.Cut(s) }

@@ -1,0 +1,374 @@
+package classifier
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sort"
+
+	"github.com/minsheng-project/minsheng/internal/envelope"
+)
+
+// Labelled is one line of a training corpus (testdata/corpus/*.jsonl).
+type Labelled struct {
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Body    string `json:"body"`
+	Channel string `json:"channel"`
+	Valid   bool   `json:"valid"`
+	Type    string `json:"type"`
+	Track   string `json:"track"`
+	Area    string `json:"area"`
+	Source  string `json:"source"`
+}
+
+// ReadCorpus reads labelled messages from JSON-lines files, checking every label.
+func ReadCorpus(paths ...string) ([]Labelled, error) {
+	var out []Labelled
+	for _, p := range paths {
+		f, err := os.Open(p)
+		if err != nil {
+			return nil, fmt.Errorf("opening corpus: %w", err)
+		}
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 1<<20), 4<<20)
+		n := 0
+		for sc.Scan() {
+			n++
+			if len(sc.Bytes()) == 0 {
+				continue
+			}
+			var l Labelled
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s:%d: %w", p, n, err)
+			}
+			if err := l.check(); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("%s:%d: %w", p, n, err)
+			}
+			out = append(out, l)
+		}
+		f.Close()
+		if err := sc.Err(); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", p, err)
+		}
+	}
+	return out, nil
+}
+
+func (l *Labelled) check() error {
+	if l.ID == "" {
+		return fmt.Errorf("id missing")
+	}
+	if !l.Valid {
+		return nil
+	}
+	if !slices.Contains(envelope.RequestTypes, l.Type) {
+		return fmt.Errorf("id %s: bad type %q", l.ID, l.Type)
+	}
+	if !slices.Contains(envelope.Tracks, l.Track) {
+		return fmt.Errorf("id %s: bad track %q", l.ID, l.Track)
+	}
+	if !slices.Contains(envelope.Areas, l.Area) {
+		return fmt.Errorf("id %s: bad area %q", l.ID, l.Area)
+	}
+	return nil
+}
+
+// label returns the gold label of l for a task, or "" when the task does not apply.
+func (l *Labelled) label(t Task) string {
+	switch t {
+	case TaskValidity:
+		if l.Valid {
+			return "valid"
+		}
+		return "invalid"
+	case TaskType:
+		if l.Valid {
+			return l.Type
+		}
+	case TaskTrack:
+		if l.Valid {
+			return l.Track
+		}
+	case TaskArea:
+		if l.Valid {
+			return l.Area
+		}
+	}
+	return ""
+}
+
+// HeldOut reports whether a message belongs to the held-out evaluation split: one in five,
+// chosen by a hash of its id, so the split is stable as the corpus grows and training never sees
+// it.
+func HeldOut(id string) bool { return bucket(id, "") < 20 }
+
+// calibration selects, inside the training split, the messages that fit temperatures and the
+// invalid threshold before the final fit on the whole training split.
+func calibration(id string) bool { return bucket(id, "cal") < 15 }
+
+func bucket(id, salt string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(salt))
+	h.Write([]byte(id))
+	return h.Sum32() % 100
+}
+
+// TrainOptions tune training.
+type TrainOptions struct {
+	Epochs int     // passes over the data; default 15
+	L2     float64 // L2 penalty per example; default 1e-5
+	Rate   float64 // AdaGrad learning rate; default 0.4
+	Seed   uint64  // shuffling seed; default 12345
+	MinDF  int     // features seen in fewer documents are dropped; default 2
+	Log    io.Writer
+}
+
+func (o *TrainOptions) defaults() {
+	if o.Epochs == 0 {
+		o.Epochs = 15
+	}
+	if o.L2 == 0 {
+		o.L2 = 1e-5
+	}
+	if o.Rate == 0 {
+		o.Rate = 0.4
+	}
+	if o.Seed == 0 {
+		o.Seed = 12345
+	}
+	if o.MinDF == 0 {
+		o.MinDF = 2
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+}
+
+type example struct {
+	feats []uint64
+	words []uint32
+	lab   *Labelled
+	x     sparse
+}
+
+// Train fits a model on the given messages. It is deterministic: the same data and options give
+// the same model, byte for byte.
+func Train(a *Analyzer, data []Labelled, opts TrainOptions) (*Model, error) {
+	opts.defaults()
+	if len(data) == 0 {
+		return nil, fmt.Errorf("training: no data")
+	}
+	exs := make([]example, len(data))
+	df := map[uint64]int{}
+	wdf := map[uint32]int{}
+	for i := range data {
+		x := a.extract(Message{Title: data[i].Title, Body: data[i].Body, Channel: data[i].Channel})
+		exs[i] = example{feats: x.features, lab: &data[i]}
+		for _, h := range x.features {
+			df[h]++
+		}
+		for _, w := range x.words {
+			exs[i].words = append(exs[i].words, w.dhash)
+		}
+		slices.Sort(exs[i].words)
+		exs[i].words = slices.Compact(exs[i].words)
+		for _, h := range exs[i].words {
+			wdf[h]++
+		}
+	}
+	m := &Model{TrainedOn: len(data)}
+	for h, n := range df {
+		if n >= opts.MinDF {
+			m.Features = append(m.Features, h)
+		}
+	}
+	slices.Sort(m.Features)
+	n := float64(len(data))
+	for h, c := range wdf {
+		if c >= 2 {
+			m.IDFKeys = append(m.IDFKeys, h)
+		}
+	}
+	slices.Sort(m.IDFKeys)
+	for _, h := range m.IDFKeys {
+		m.IDFVals = append(m.IDFVals, float32(math.Log((n+1)/(float64(wdf[h])+1))+1))
+	}
+	m.DefaultIDF = float32(math.Log(n+1) + 1)
+	m.indexVocab()
+	for i := range exs {
+		exs[i].x = m.vectorize(exs[i].feats)
+	}
+
+	labelsOf := [numTasks][]string{{"valid", "invalid"}, envelope.RequestTypes, envelope.Tracks, envelope.Areas}
+	var fitSet, calSet []*example
+	for i := range exs {
+		if calibration(exs[i].lab.ID) {
+			calSet = append(calSet, &exs[i])
+		} else {
+			fitSet = append(fitSet, &exs[i])
+		}
+	}
+	all := make([]*example, len(exs))
+	for i := range exs {
+		all[i] = &exs[i]
+	}
+	for t := Task(0); t < numTasks; t++ {
+		// Fit on the fit part, choose the temperature on the calibration part, refit on all.
+		probe := fitLinear(len(m.Features), labelsOf[t], fitSet, t, opts)
+		probe.Temp = fitTemperature(probe, calSet, t)
+		if t == TaskValidity {
+			m.InvalidThreshold = chooseInvalidThreshold(probe, calSet)
+		}
+		final := fitLinear(len(m.Features), labelsOf[t], all, t, opts)
+		final.Temp = probe.Temp
+		m.Tasks[t] = final
+		fmt.Fprintf(opts.Log, "train: %s: temperature %.2f\n", t, final.Temp)
+	}
+	fmt.Fprintf(opts.Log, "train: %d examples, %d features, invalid threshold %.2f\n", len(data), len(m.Features), m.InvalidThreshold)
+	m.Version = modelVersion(data)
+	return m, nil
+}
+
+func (m *Model) indexVocab() {
+	m.vocab = make(map[uint64]int32, len(m.Features))
+	for i, h := range m.Features {
+		m.vocab[h] = int32(i)
+	}
+	m.idf = make(map[uint32]float32, len(m.IDFKeys))
+	for i, h := range m.IDFKeys {
+		m.idf[h] = m.IDFVals[i]
+	}
+}
+
+func modelVersion(data []Labelled) string {
+	h := sha256.New()
+	for _, l := range data {
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%v\x00%s\x00%s\x00%s\n", l.ID, l.Title, l.Body, l.Valid, l.Type, l.Track, l.Area)
+	}
+	return "minsheng-lr-" + hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// fitLinear trains a softmax classifier with AdaGrad and class weights that balance the classes
+// (square root of inverse frequency), which favours macro-F1 on rare tracks and types.
+func fitLinear(rows int, labels []string, set []*example, t Task, opts TrainOptions) *Linear {
+	k := len(labels)
+	l := &Linear{Labels: labels, W: make([]float32, rows*k), B: make([]float32, k), Temp: 1}
+	idx := map[string]int{}
+	for i, s := range labels {
+		idx[s] = i
+	}
+	type item struct {
+		x sparse
+		y int
+	}
+	var items []item
+	count := make([]float64, k)
+	for _, e := range set {
+		lab := e.lab.label(t)
+		if lab == "" {
+			continue
+		}
+		y := idx[lab]
+		items = append(items, item{e.x, y})
+		count[y]++
+	}
+	if len(items) == 0 {
+		return l
+	}
+	cw := make([]float64, k)
+	for c := range cw {
+		if count[c] > 0 {
+			cw[c] = math.Sqrt(float64(len(items)) / (float64(k) * count[c]))
+		}
+	}
+	g2 := make([]float32, rows*k)
+	gb := make([]float64, k)
+	p := make([]float64, k)
+	rng := rand.New(rand.NewPCG(opts.Seed, uint64(t)))
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	for ep := 0; ep < opts.Epochs; ep++ {
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for _, oi := range order {
+			it := items[oi]
+			l.probs(it.x, p)
+			for c := 0; c < k; c++ {
+				g := p[c]
+				if c == it.y {
+					g -= 1
+				}
+				g *= cw[it.y]
+				gb[c] += g * g
+				l.B[c] -= float32(opts.Rate * g / (math.Sqrt(gb[c]) + 1e-8))
+				for _, r := range it.x.rows {
+					j := int(r)*k + c
+					gw := g*float64(it.x.val) + opts.L2*float64(l.W[j])
+					g2[j] += float32(gw * gw)
+					l.W[j] -= float32(opts.Rate * gw / (math.Sqrt(float64(g2[j])) + 1e-8))
+				}
+			}
+		}
+	}
+	return l
+}
+
+// fitTemperature picks the softmax temperature that minimises log-loss on held-aside data.
+func fitTemperature(l *Linear, set []*example, t Task) float64 {
+	idx := map[string]int{}
+	for i, s := range l.Labels {
+		idx[s] = i
+	}
+	best, bestLoss := 1.0, math.Inf(1)
+	p := make([]float64, l.K())
+	for temp := 0.3; temp <= 3.01; temp += 0.05 {
+		l.Temp = temp
+		var loss float64
+		n := 0
+		for _, e := range set {
+			lab := e.lab.label(t)
+			if lab == "" {
+				continue
+			}
+			l.probs(e.x, p)
+			loss -= math.Log(math.Max(p[idx[lab]], 1e-12))
+			n++
+		}
+		if n > 0 && loss < bestLoss {
+			best, bestLoss = temp, loss
+		}
+	}
+	return math.Round(best*100) / 100
+}
+
+// chooseInvalidThreshold picks the highest P(invalid) threshold that still catches 97% of the
+// invalid messages set aside for calibration, kept between 0.2 and 0.5: screening must not let
+// spam through, and a valid request wrongly screened out is the costlier error only above that.
+func chooseInvalidThreshold(l *Linear, set []*example) float64 {
+	var scores []float64
+	p := make([]float64, 2)
+	for _, e := range set {
+		if !e.lab.Valid {
+			l.probs(e.x, p)
+			scores = append(scores, p[1])
+		}
+	}
+	if len(scores) == 0 {
+		return 0.5
+	}
+	sort.Float64s(scores)
+	th := scores[int(math.Floor(0.03*float64(len(scores))))]
+	return math.Max(0.2, math.Min(0.5, math.Floor(th*100)/100))
+}
