@@ -110,7 +110,7 @@ func (a *Analyzer) extract(m Message) *analysed {
 			if title {
 				feats = append(feats, hashFeature(fTitle, wf))
 			}
-			if prev != "" {
+			if prev != "" && !expNoBigram {
 				feats = append(feats, hashPair(fBigram, prev, wf))
 			}
 			prev = wf
@@ -128,8 +128,10 @@ func (a *Analyzer) extract(m Message) *analysed {
 	}
 	addTokens(x.title.Tokens, true)
 	addTokens(x.body.Tokens, false)
-	feats = appendCharBigrams(feats, x.title.Norm)
-	feats = appendCharBigrams(feats, x.body.Norm)
+	if !expNoChar {
+		feats = appendCharBigrams(feats, x.title.Norm)
+		feats = appendCharBigrams(feats, x.body.Norm)
+	}
 	if m.Channel != "" {
 		feats = append(feats, hashFeature(fChannel, m.Channel))
 	}
@@ -226,25 +228,34 @@ func distinctRatio(s string) float64 {
 	return float64(distinct) / float64(n)
 }
 
-// sparse is a feature vector over model rows.
+// sparse is a feature vector over model rows: each present feature weighs its IDF, and the
+// vector has unit length.
 type sparse struct {
 	rows []int32
-	val  float32 // every present feature has this value: 1/sqrt(len(rows))
+	vals []float32
 }
 
 func (m *Model) vectorize(feats []uint64) sparse {
-	rows := make([]int32, 0, len(feats))
+	x := sparse{rows: make([]int32, 0, len(feats)), vals: make([]float32, 0, len(feats))}
+	var norm float64
 	for _, h := range feats {
 		if r, ok := m.vocab[h]; ok {
-			rows = append(rows, r)
+			w := m.FeatureIDF[r]
+			x.rows = append(x.rows, r)
+			x.vals = append(x.vals, w)
+			norm += float64(w * w)
 		}
 	}
-	v := float32(1)
-	if len(rows) > 0 {
-		v = float32(1 / math.Sqrt(float64(len(rows))))
+	if norm > 0 {
+		inv := float32(1 / math.Sqrt(norm))
+		for i := range x.vals {
+			x.vals[i] *= inv
+		}
 	}
-	return sparse{rows: rows, val: v}
+	return x
 }
 
 // runeLen counts the runes of s.
 func runeLen(s string) int { return utf8.RuneCountInString(s) }
+
+var expNoChar, expNoBigram bool

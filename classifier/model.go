@@ -36,10 +36,12 @@ type Model struct {
 	Tasks [numTasks]*Linear
 	// InvalidThreshold: a message is invalid when P(invalid) is at least this.
 	InvalidThreshold float64
-	// Features and IDF are the vocabulary and token IDF tables.
-	Features []uint64
-	IDFKeys  []uint32
-	IDFVals  []float32
+	// Features is the vocabulary (feature hashes, sorted) and FeatureIDF their weights.
+	Features   []uint64
+	FeatureIDF []float32
+	// IDFKeys and IDFVals are the token IDF table de-duplication weighs with.
+	IDFKeys []uint32
+	IDFVals []float32
 	// DefaultIDF is the weight of a token never seen in training.
 	DefaultIDF float32
 	// TrainedOn counts the training examples.
@@ -67,10 +69,11 @@ func (l *Linear) probs(x sparse, p []float64) {
 	for c := 0; c < k; c++ {
 		p[c] = float64(l.B[c])
 	}
-	for _, r := range x.rows {
+	for i, r := range x.rows {
 		w := l.W[int(r)*k : int(r)*k+k]
+		v := x.vals[i]
 		for c := 0; c < k; c++ {
-			p[c] += float64(w[c] * x.val)
+			p[c] += float64(w[c] * v)
 		}
 	}
 	softmax(p, l.Temp)

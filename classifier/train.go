@@ -128,6 +128,8 @@ func bucket(id, salt string) uint32 {
 type TrainOptions struct {
 	Epochs int     // passes over the data; default 15
 	L2     float64 // L2 penalty per example; default 1e-5
+	// L2Grid, when set, lists penalties to choose from per task by calibration macro-F1.
+	L2Grid []float64
 	Rate   float64 // AdaGrad learning rate; default 0.4
 	Seed   uint64  // shuffling seed; default 12345
 	MinDF  int     // features seen in fewer documents are dropped; default 2
@@ -195,6 +197,9 @@ func Train(a *Analyzer, data []Labelled, opts TrainOptions) (*Model, error) {
 	}
 	slices.Sort(m.Features)
 	n := float64(len(data))
+	for _, h := range m.Features {
+		m.FeatureIDF = append(m.FeatureIDF, float32(math.Log((n+1)/(float64(df[h])+1))+1))
+	}
 	for h, c := range wdf {
 		if c >= 2 {
 			m.IDFKeys = append(m.IDFKeys, h)
@@ -224,16 +229,34 @@ func Train(a *Analyzer, data []Labelled, opts TrainOptions) (*Model, error) {
 		all[i] = &exs[i]
 	}
 	for t := Task(0); t < numTasks; t++ {
-		// Fit on the fit part, choose the temperature on the calibration part, refit on all.
-		probe := fitLinear(len(m.Features), labelsOf[t], fitSet, t, opts)
+		// Choose the L2 penalty by macro-F1 on the calibration part, fit the temperature there,
+		// then refit on all the training data.
+		var probe *Linear
+		bestF1, bestL2 := -1.0, opts.L2
+		grid := opts.L2Grid
+		if len(grid) == 0 {
+			grid = []float64{opts.L2}
+		}
+		for _, l2 := range grid {
+			o := opts
+			o.L2 = l2
+			cand := fitLinear(len(m.Features), labelsOf[t], fitSet, t, o)
+			f1 := macroF1(cand, calSet, t)
+			fmt.Fprintf(opts.Log, "train: %s: L2 %g: calibration macro-F1 %.3f\n", t, l2, f1)
+			if f1 > bestF1 {
+				bestF1, bestL2, probe = f1, l2, cand
+			}
+		}
 		probe.Temp = fitTemperature(probe, calSet, t)
 		if t == TaskValidity {
 			m.InvalidThreshold = chooseInvalidThreshold(probe, calSet)
 		}
-		final := fitLinear(len(m.Features), labelsOf[t], all, t, opts)
+		o := opts
+		o.L2 = bestL2
+		final := fitLinear(len(m.Features), labelsOf[t], all, t, o)
 		final.Temp = probe.Temp
 		m.Tasks[t] = final
-		fmt.Fprintf(opts.Log, "train: %s: temperature %.2f\n", t, final.Temp)
+		fmt.Fprintf(opts.Log, "train: %s: L2 %g, temperature %.2f\n", t, bestL2, final.Temp)
 	}
 	fmt.Fprintf(opts.Log, "train: %d examples, %d features, invalid threshold %.2f\n", len(data), len(m.Features), m.InvalidThreshold)
 	m.Version = modelVersion(data)
@@ -313,9 +336,9 @@ func fitLinear(rows int, labels []string, set []*example, t Task, opts TrainOpti
 				g *= cw[it.y]
 				gb[c] += g * g
 				l.B[c] -= float32(opts.Rate * g / (math.Sqrt(gb[c]) + 1e-8))
-				for _, r := range it.x.rows {
+				for ri, r := range it.x.rows {
 					j := int(r)*k + c
-					gw := g*float64(it.x.val) + opts.L2*float64(l.W[j])
+					gw := g*float64(it.x.vals[ri]) + opts.L2*float64(l.W[j])
 					g2[j] += float32(gw * gw)
 					l.W[j] -= float32(opts.Rate * gw / (math.Sqrt(float64(g2[j])) + 1e-8))
 				}
@@ -372,3 +395,27 @@ func chooseInvalidThreshold(l *Linear, set []*example) float64 {
 	th := scores[int(math.Floor(0.03*float64(len(scores))))]
 	return math.Max(0.2, math.Min(0.5, math.Floor(th*100)/100))
 }
+
+// macroF1 of a classifier on a labelled set.
+func macroF1(l *Linear, set []*example, t Task) float64 {
+	c := NewConfusion(t.String(), l.Labels)
+	p := make([]float64, l.K())
+	for _, e := range set {
+		gold := e.lab.label(t)
+		if gold == "" {
+			continue
+		}
+		l.probs(e.x, p)
+		best := 0
+		for i := range p {
+			if p[i] > p[best] {
+				best = i
+			}
+		}
+		c.Add(gold, l.Labels[best])
+	}
+	return c.MacroF1()
+}
+
+// DefaultL2Grid is the set of penalties `minsheng train` chooses from.
+var DefaultL2Grid = []float64{1e-5, 1e-4, 3e-4, 1e-3, 3e-3}

@@ -1,0 +1,65 @@
+package classifier
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+
+	"github.com/minsheng-project/minsheng/internal/envelope"
+)
+
+func benchMessages(b *testing.B) []Labelled {
+	data, err := ReadCorpus("../testdata/corpus/tipdm.jsonl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return data
+}
+
+// BenchmarkSegment is plain gse segmentation of the TipDM messages, the baseline of
+// BenchmarkTriage. Run both with -cpu 1.
+func BenchmarkSegment(b *testing.B) {
+	e := newTestEngine(b)
+	data := benchMessages(b)
+	var n int64
+	for _, l := range data {
+		n += int64(len(l.Title) + len(l.Body))
+	}
+	b.SetBytes(n / int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l := &data[i%len(data)]
+		e.an.Segment(l.Title)
+		e.an.Segment(l.Body)
+	}
+}
+
+// BenchmarkTriage is the whole triage — normalization, screening, dedup, three classifiers and
+// explanations — of the same messages.
+func BenchmarkTriage(b *testing.B) {
+	e := newTestEngine(b)
+	data := benchMessages(b)
+	var n int64
+	for _, l := range data {
+		n += int64(len(l.Title) + len(l.Body))
+	}
+	b.SetBytes(n / int64(len(data)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l := &data[i%len(data)]
+		e.Triage(&envelope.Envelope{ID: fmt.Sprint(i), Channel: l.Channel, Title: l.Title, Body: l.Body})
+	}
+	runtime.KeepAlive(e)
+}
+
+// BenchmarkLoad measures loading the dictionaries and the model.
+func BenchmarkLoad(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		if _, err := NewAnalyzer(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := LoadModel(""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
