@@ -85,7 +85,7 @@ connectors:
 	if cfg.Kafka.Partitions != 12 || cfg.Kafka.TopicPrefix != "qd-" || len(cfg.Kafka.Brokers) != 2 {
 		t.Errorf("kafka: %+v", cfg.Kafka)
 	}
-	if cfg.Triage.ReviewThreshold != 0.7 || cfg.Triage.DedupWindow != 48*time.Hour || cfg.Triage.ResultCache != 100000 {
+	if cfg.Triage.ReviewThreshold != 0.7 || cfg.Triage.DedupWindow != 48*time.Hour || cfg.Triage.ResultCache != 50000 {
 		t.Errorf("triage: %+v", cfg.Triage)
 	}
 	wx := cfg.Connectors[0].Settings.(*wechatSettings)
