@@ -121,4 +121,3 @@ func Apply(res *envelope.Result, d *envelope.Decision) error {
 	res.Revision++
 	return nil
 }
-
