@@ -156,7 +156,7 @@ func (s *Stage) Restore(ctx context.Context) (RestoreStats, error) {
 	if !ok {
 		covered = first
 	} else {
-		s.log.Info("dedup snapshot loaded", "messages", h.IndexSize, "saved_at", h.SavedAt, "took", st.Load.Round(time.Millisecond))
+		s.log.Info("dedup snapshot loaded", "messages", h.IndexSize, "saved_at", h.SavedAt, "took", st.Load.Round(time.Millisecond).String())
 	}
 
 	// Read from the earlier of what the index needs and what the cache wants.
@@ -218,6 +218,6 @@ func (s *Stage) Restore(ctx context.Context) (RestoreStats, error) {
 	s.m.DedupIndexSize.Set(float64(s.eng.IndexSize()))
 	s.log.Info("dedup index restored", "from_snapshot", st.FromSnapshot, "snapshot_messages", st.Snapshotted,
 		"replayed", st.Replayed, "index_size", s.eng.IndexSize(), "cached_results", st.Cached,
-		"load", st.Load.Round(time.Millisecond), "replay", st.Replay.Round(time.Millisecond))
+		"load", st.Load.Round(time.Millisecond).String(), "replay", st.Replay.Round(time.Millisecond).String())
 	return st, nil
 }
