@@ -208,7 +208,6 @@ func Run(ctx context.Context, cfg *config.Config, roles []string, log *slog.Logg
 	return runErr
 }
 
-
 // buildConnectors builds every configured connector of a type built into this binary, adding
 // the implicit api connector when none is configured, and mounts their routes.
 func buildConnectors(cfg *config.Config, w *bus.Writer, topics bus.Topics, log *slog.Logger, m *metrics.Metrics, mux *http.ServeMux) ([]connectors.Connector, []connectors.Runner, error) {
