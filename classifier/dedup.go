@@ -31,16 +31,22 @@ type DedupParams struct {
 	SenderBonus float64
 	// Window is how far apart in time two duplicates can be.
 	Window time.Duration
+	// ContainWeight weighs containment against Dice in the similarity.
+	ContainWeight float64
+	// PlacePenalty multiplies the similarity of messages naming different places.
+	PlacePenalty float64
 }
 
 // DefaultDedupParams are the tuned defaults.
-var DefaultDedupParams = DedupParams{Threshold: 0.62, SenderBonus: 0.12, Window: 30 * 24 * time.Hour}
+var DefaultDedupParams = DedupParams{Threshold: 0.65, SenderBonus: 0.30, Window: 30 * 24 * time.Hour, ContainWeight: 0.5, PlacePenalty: 0.6}
 
 // signature is what the index keeps of a message.
 type signature struct {
 	exact  uint64
 	sender uint32
 	sketch []uint32 // distinct token hashes, sorted ascending
+	// places counts the place tokens in the sketch.
+	places int
 	// weights are the sketch tokens' IDF, aligned with sketch; total is their sum.
 	weights []float32
 	total   float64
@@ -171,14 +177,21 @@ func (d *Deduper) similarity(a *signature, b []uint32) float64 {
 	var wb, inter float64
 	wa := a.total
 	i := 0
+	placesB, shared := 0, 0
 	for _, h := range b {
 		w := float64(d.idf(h))
 		wb += w
+		if h&placeBit != 0 {
+			placesB++
+		}
 		for i < len(a.sketch) && a.sketch[i] < h {
 			i++
 		}
 		if i < len(a.sketch) && a.sketch[i] == h {
 			inter += w
+			if h&placeBit != 0 {
+				shared++
+			}
 		}
 	}
 	if wa == 0 || wb == 0 {
@@ -186,7 +199,13 @@ func (d *Deduper) similarity(a *signature, b []uint32) float64 {
 	}
 	contain := inter / min(wa, wb)
 	dice := 2 * inter / (wa + wb)
-	return 0.5*contain + 0.5*dice
+	sim := d.params.ContainWeight*contain + (1-d.params.ContainWeight)*dice
+	// Two messages that both name places but share none are about different places, however
+	// alike their wording (the same template at another address).
+	if placesB > 0 && a.places > 0 && shared == 0 {
+		sim *= d.params.PlacePenalty
+	}
+	return sim
 }
 
 func (d *Deduper) add(id, caseID string, at time.Time, sig *signature) {
@@ -251,6 +270,7 @@ func (d *Deduper) rebuild(keep []int) {
 	d.base = newBase
 	for k, i := range keep {
 		sig := &signature{exact: exacts[i], sender: senders[i], sketch: sketches[k]}
+		sig.countPlaces()
 		sig.anchors = d.anchorsOf(sig.sketch)
 		d.add(ids[i], cases[i], time.Unix(times[i], 0), sig)
 	}
@@ -416,7 +436,17 @@ func (d *Deduper) Load(r io.Reader) error {
 			sig.sketch[j] = uint32(h)
 		}
 		sig.anchors = d.anchorsOf(sig.sketch)
+		sig.countPlaces()
 		d.add(id, caseID, time.Unix(int64(t), 0), sig)
 	}
 	return nil
+}
+
+func (s *signature) countPlaces() {
+	s.places = 0
+	for _, h := range s.sketch {
+		if h&placeBit != 0 {
+			s.places++
+		}
+	}
 }

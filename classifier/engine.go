@@ -240,7 +240,11 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 		if w.kind == KindWord && utf8.RuneCountInString(w.text) < 2 {
 			continue
 		}
-		cand = append(cand, tw{w.dhash, e.model.IDF(w.dhash)})
+		h := w.dhash
+		if w.kind == KindPlace {
+			h |= placeBit
+		}
+		cand = append(cand, tw{h, e.model.IDF(h)})
 	}
 	slices.SortFunc(cand, func(a, b tw) int {
 		if a.w != b.w {
@@ -263,6 +267,7 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 		sig.total += float64(c.w)
 	}
 	sig.anchors = anchorsOf(sig.sketch, e.model.IDF)
+	sig.countPlaces()
 	return sig
 }
 
@@ -270,9 +275,10 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 func (e *Engine) classify(x *analysed, res *envelope.Result) {
 	m := e.model
 	v := m.vectorize(x.features)
-	var pv [2]float64
-	m.Tasks[TaskValidity].probs(v, pv[:])
-	pInvalid := pv[1]
+	var probs [numTasks][]float64
+	m.scores(v, &probs)
+	pInvalid := probs[TaskValidity][1]
+	rows := e.wordRows(x)
 	if why := screenRule(x); why != "" {
 		res.Valid = false
 		res.Reasons = append(res.Reasons, "初筛：无效——"+why)
@@ -281,7 +287,7 @@ func (e *Engine) classify(x *analysed, res *envelope.Result) {
 	if pInvalid >= m.InvalidThreshold {
 		res.Valid = false
 		res.Reasons = append(res.Reasons, fmt.Sprintf("初筛：无效（无效概率 %.2f ≥ 阈值 %.2f）%s", pInvalid, m.InvalidThreshold, e.cueNote(x, "invalid:", "")))
-		res.Keywords = e.keywords(x, v, TaskValidity, 1, 5)
+		res.Keywords = e.keywords(x, rows, TaskValidity, 1, 5)
 		res.NeedsReview = pInvalid < m.InvalidThreshold+0.15
 		return
 	}
@@ -294,8 +300,7 @@ func (e *Engine) classify(x *analysed, res *envelope.Result) {
 	var kw []string
 	for _, t := range []Task{TaskType, TaskTrack, TaskArea} {
 		l := m.Tasks[t]
-		p := make([]float64, l.K())
-		l.probs(v, p)
+		p := probs[t]
 		best := 0
 		for c := range p {
 			if p[c] > p[best] {
@@ -303,7 +308,7 @@ func (e *Engine) classify(x *analysed, res *envelope.Result) {
 			}
 		}
 		label, conf := l.Labels[best], round3(p[best])
-		words := e.keywords(x, v, t, best, 3)
+		words := e.keywords(x, rows, t, best, 3)
 		kw = append(kw, words...)
 		var name, cue string
 		switch t {
@@ -366,48 +371,57 @@ func (e *Engine) cueNote(x *analysed, label, _ string) string {
 	return "；出现提示用语「" + strings.Join(hits, "」「") + "」"
 }
 
-// keywords returns the message's words that pushed hardest towards class c of task t.
-func (e *Engine) keywords(x *analysed, v sparse, t Task, c int, n int) []string {
-	l := e.model.Tasks[t]
-	k := l.K()
+// wordRows returns the model row of each of the message's words (-1 when it has none or is not
+// a keyword candidate).
+func (e *Engine) wordRows(x *analysed) []int32 {
+	rows := make([]int32, len(x.words))
+	for i, w := range x.words {
+		rows[i] = -1
+		if w.kind == KindWord && len(w.text) > 3 { // two or more CJK runes, or a longer word
+			rows[i] = e.model.vocab.get(w.hash)
+		}
+	}
+	return rows
+}
+
+// keywords returns the message's words that pushed hardest towards class c of task t: the
+// largest weights of the class over the mean of the task's classes.
+func (e *Engine) keywords(x *analysed, rows []int32, t Task, c int, n int) []string {
+	m := e.model
+	width, off, k := m.offset[numTasks], m.offset[t], m.Tasks[t].K()
 	type kv struct {
 		w string
 		s float32
 	}
-	var best []kv
-	for _, w := range x.words {
-		if w.kind != KindWord || utf8.RuneCountInString(w.text) < 2 {
+	top := make([]kv, 0, n+1)
+	for i, r := range rows {
+		if r < 0 {
 			continue
 		}
-		r, ok := e.model.vocab[w.hash]
-		if !ok {
-			continue
-		}
-		row := l.W[int(r)*k : int(r)*k+k]
+		row := m.packed[int(r)*width+off : int(r)*width+off+k]
 		var mean float32
 		for _, x := range row {
 			mean += x
 		}
 		s := row[c] - mean/float32(k)
-		if s > 0 {
-			best = append(best, kv{w.text, s})
+		if s <= 0 || len(top) == n && s <= top[n-1].s {
+			continue
+		}
+		// Insert in order; ties keep the earlier word.
+		j := len(top)
+		top = append(top, kv{})
+		for j > 0 && top[j-1].s < s {
+			top[j] = top[j-1]
+			j--
+		}
+		top[j] = kv{x.words[i].text, s}
+		if len(top) > n {
+			top = top[:n]
 		}
 	}
-	slices.SortStableFunc(best, func(a, b kv) int {
-		if a.s > b.s {
-			return -1
-		}
-		if a.s < b.s {
-			return 1
-		}
-		return 0
-	})
-	out := make([]string, 0, n)
-	for _, b := range best {
-		if len(out) == n {
-			break
-		}
-		out = append(out, b.w)
+	out := make([]string, len(top))
+	for i := range top {
+		out[i] = top[i].w
 	}
 	return out
 }

@@ -10,7 +10,6 @@ import (
 const (
 	fWord    = 'w' // a word of title or body (pattern tokens by their placeholder)
 	fBigram  = 'b' // two consecutive words
-	fChar    = 'c' // two consecutive CJK characters
 	fTitle   = 't' // a word of the title
 	fCue     = 'q' // a cue phrase's label
 	fChannel = 'h' // the channel
@@ -73,7 +72,11 @@ type wordRef struct {
 }
 
 // dedupHash is the hash de-duplication and IDF know a token by.
-func dedupHash(text string) uint32 { return uint32(hashFeature('d', text)) }
+func dedupHash(text string) uint32 { return uint32(hashFeature('d', text)) &^ placeBit }
+
+// placeBit marks, in dedup sketches, the tokens that name a place (an address, road or
+// numbered place); IDF look-ups mask it off.
+const placeBit = 1 << 31
 
 type cueHit struct {
 	phrase, label string
@@ -96,7 +99,7 @@ func (a *Analyzer) extract(m Message) *analysed {
 	x.title = a.Analyze(m.Title)
 	x.body = a.Analyze(m.Body)
 	feats := make([]uint64, 0, 3*len(x.body.Tokens)+len(x.body.Norm)/2+16)
-	seen := make(map[string]bool, len(x.body.Tokens))
+	seen := newHashSet(len(x.title.Tokens) + len(x.body.Tokens))
 	addTokens := func(toks []Token, title bool) {
 		prev := ""
 		for _, t := range toks {
@@ -110,7 +113,7 @@ func (a *Analyzer) extract(m Message) *analysed {
 			if title {
 				feats = append(feats, hashFeature(fTitle, wf))
 			}
-			if prev != "" && !expNoBigram {
+			if prev != "" {
 				feats = append(feats, hashPair(fBigram, prev, wf))
 			}
 			prev = wf
@@ -120,47 +123,21 @@ func (a *Analyzer) extract(m Message) *analysed {
 					x.cues = append(x.cues, cueHit{t.Text, l})
 				}
 			}
-			if !seen[t.Text] && !a.stop[t.Text] {
-				seen[t.Text] = true
-				x.words = append(x.words, wordRef{text: t.Text, kind: t.Kind, title: title, hash: h, dhash: dedupHash(t.Text)})
+			if dh := dedupHash(t.Text); seen.add(dh) && !a.stop[t.Text] {
+				x.words = append(x.words, wordRef{text: t.Text, kind: t.Kind, title: title, hash: h, dhash: dh})
 			}
 		}
 	}
 	addTokens(x.title.Tokens, true)
 	addTokens(x.body.Tokens, false)
-	if !expNoChar {
-		feats = appendCharBigrams(feats, x.title.Norm)
-		feats = appendCharBigrams(feats, x.body.Norm)
-	}
 	if m.Channel != "" {
 		feats = append(feats, hashFeature(fChannel, m.Channel))
 	}
 	feats = append(feats, shapeFeatures(x)...)
+	// Features are binary: each counts once however often it occurs.
 	slices.Sort(feats)
 	x.features = slices.Compact(feats)
 	return x
-}
-
-func appendCharBigrams(feats []uint64, s string) []uint64 {
-	var prev rune
-	for _, r := range s {
-		if r >= cjkFirst && r <= cjkLast {
-			if prev != 0 {
-				h := uint64(fnvOffset)
-				h ^= uint64(fChar)
-				h *= fnvPrime
-				h ^= uint64(prev)
-				h *= fnvPrime
-				h ^= uint64(r)
-				h *= fnvPrime
-				feats = append(feats, h)
-			}
-			prev = r
-		} else {
-			prev = 0
-		}
-	}
-	return feats
 }
 
 // shapeFeatures describe the form of a message: length, script mix and repetition, which
@@ -239,7 +216,7 @@ func (m *Model) vectorize(feats []uint64) sparse {
 	x := sparse{rows: make([]int32, 0, len(feats)), vals: make([]float32, 0, len(feats))}
 	var norm float64
 	for _, h := range feats {
-		if r, ok := m.vocab[h]; ok {
+		if r := m.vocab.get(h); r >= 0 {
 			w := m.FeatureIDF[r]
 			x.rows = append(x.rows, r)
 			x.vals = append(x.vals, w)
@@ -258,4 +235,30 @@ func (m *Model) vectorize(feats []uint64) sparse {
 // runeLen counts the runes of s.
 func runeLen(s string) int { return utf8.RuneCountInString(s) }
 
-var expNoChar, expNoBigram bool
+// hashSet is a small open-addressing set of non-zero 32-bit hashes.
+type hashSet []uint32
+
+func newHashSet(n int) hashSet {
+	size := 16
+	for size < 2*n {
+		size *= 2
+	}
+	return make(hashSet, size)
+}
+
+// add inserts h and reports whether it was new.
+func (s hashSet) add(h uint32) bool {
+	if h == 0 {
+		h = 1
+	}
+	mask := uint32(len(s) - 1)
+	for i := (h * 2654435761) & mask; ; i = (i + 1) & mask {
+		switch s[i] {
+		case 0:
+			s[i] = h
+			return true
+		case h:
+			return false
+		}
+	}
+}

@@ -246,7 +246,7 @@ func (a *Analyzer) Analyze(s string) Analysis {
 		switch {
 		case r >= cjkFirst && r <= cjkLast:
 			an.CJK++
-		case r < utf8.RuneSelf && ('a' <= r && r <= 'z'):
+		case 'a' <= r && r <= 'z':
 			an.Letters++
 		case '0' <= r && r <= '9':
 			an.Digits++
@@ -290,7 +290,7 @@ func (a *Analyzer) segment(s string, out []Token) []Token {
 	}
 	start := len(out)
 	for _, w := range a.seg.Cut(s) {
-		if strings.TrimSpace(w) == "" {
+		if w == "" || w[0] <= ' ' && strings.TrimSpace(w) == "" {
 			continue
 		}
 		out = append(out, Token{Text: w, Kind: classify(w)})
@@ -301,6 +301,9 @@ func (a *Analyzer) segment(s string, out []Token) []Token {
 // classify gives the kind of a raw gse segment.
 func classify(w string) TokenKind {
 	r, _ := utf8.DecodeRuneInString(w)
+	if r >= cjkFirst && r <= cjkLast {
+		return KindWord // the common case, without the Unicode table look-ups
+	}
 	if unicode.IsPunct(r) || unicode.IsSymbol(r) {
 		if w == "*" || strings.Trim(w, "*") == "" {
 			return KindNumber // masking stars glue into numbers

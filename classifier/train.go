@@ -260,18 +260,17 @@ func Train(a *Analyzer, data []Labelled, opts TrainOptions) (*Model, error) {
 	}
 	fmt.Fprintf(opts.Log, "train: %d examples, %d features, invalid threshold %.2f\n", len(data), len(m.Features), m.InvalidThreshold)
 	m.Version = modelVersion(data)
+	m.pack()
 	return m, nil
 }
 
 func (m *Model) indexVocab() {
-	m.vocab = make(map[uint64]int32, len(m.Features))
-	for i, h := range m.Features {
-		m.vocab[h] = int32(i)
-	}
-	m.idf = make(map[uint32]float32, len(m.IDFKeys))
+	m.vocab = newRowTable(m.Features)
+	keys := make([]uint64, len(m.IDFKeys))
 	for i, h := range m.IDFKeys {
-		m.idf[h] = m.IDFVals[i]
+		keys[i] = uint64(h)
 	}
+	m.idf = newRowTable(keys)
 }
 
 func modelVersion(data []Labelled) string {
