@@ -12,14 +12,37 @@ import (
 )
 
 // Admin inspects and prepares the cluster: reachability, topic creation, partition offsets.
-// It is safe for concurrent use.
+// It keeps its own connections (not kafka-go's process-wide pool) and retries a request that failed
+// on a dead pooled connection, as after a broker restart. It is safe for concurrent use.
 type Admin struct {
 	c *kafka.Client
+	t *kafka.Transport
 }
 
-// NewAdmin returns an Admin for the cluster reachable at brokers.
+// NewAdmin returns an Admin for the cluster reachable at brokers. Close it when done.
 func NewAdmin(brokers []string) *Admin {
-	return &Admin{c: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}}
+	t := &kafka.Transport{IdleTimeout: 30 * time.Second, MetadataTTL: 5 * time.Second}
+	return &Admin{c: &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second, Transport: t}, t: t}
+}
+
+// Close releases the Admin's connections.
+func (a *Admin) Close() { a.t.CloseIdleConnections() }
+
+// again runs fn up to three times while it fails and ctx lives: a request on a pooled connection
+// to a broker that restarted fails once before the pool redials.
+func again(ctx context.Context, fn func() error) error {
+	var err error
+	for range 3 {
+		if err = fn(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return err
 }
 
 // TopicSpec describes one topic to ensure.
@@ -40,7 +63,10 @@ func (t Topics) Specs(tracks []string, partitions int) []TopicSpec {
 
 // Ping asks the cluster for its metadata and reports whether it answered.
 func (a *Admin) Ping(ctx context.Context) error {
-	if _, err := a.c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}}); err != nil {
+	if err := again(ctx, func() error {
+		_, err := a.c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}})
+		return err
+	}); err != nil {
 		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	return nil
@@ -113,7 +139,11 @@ func (a *Admin) existing(ctx context.Context, specs []TopicSpec) (map[string]boo
 	for i, s := range specs {
 		names[i] = s.Name
 	}
-	md, err := a.c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+	var md *kafka.MetadataResponse
+	err := again(ctx, func() (err error) {
+		md, err = a.c.Metadata(ctx, &kafka.MetadataRequest{Topics: names})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading metadata: %v", ErrUnavailable, err)
 	}
@@ -128,7 +158,11 @@ func (a *Admin) existing(ctx context.Context, specs []TopicSpec) (map[string]boo
 
 // Partitions returns the partition ids of topic, in order.
 func (a *Admin) Partitions(ctx context.Context, topic string) ([]int, error) {
-	md, err := a.c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	var md *kafka.MetadataResponse
+	err := again(ctx, func() (err error) {
+		md, err = a.c.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading metadata of %s: %v", ErrUnavailable, topic, err)
 	}
@@ -160,24 +194,32 @@ func (a *Admin) Offsets(ctx context.Context, topic string) (first, end map[int]i
 	for _, p := range parts {
 		reqs = append(reqs, kafka.FirstOffsetOf(p), kafka.LastOffsetOf(p))
 	}
-	resp, err := a.c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w: listing offsets of %s: %v", ErrUnavailable, topic, err)
-	}
-	first, end = map[int]int64{}, map[int]int64{}
-	for _, po := range resp.Topics[topic] {
-		if po.Error != nil {
-			return nil, nil, fmt.Errorf("listing offsets of %s/%d: %w", topic, po.Partition, po.Error)
+	err = again(ctx, func() error {
+		resp, err := a.c.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: reqs}})
+		if err != nil {
+			return fmt.Errorf("%w: listing offsets of %s: %v", ErrUnavailable, topic, err)
 		}
-		first[po.Partition] = po.FirstOffset
-		end[po.Partition] = po.LastOffset
-	}
-	return first, end, nil
+		first, end = map[int]int64{}, map[int]int64{}
+		for _, po := range resp.Topics[topic] {
+			if po.Error != nil {
+				// kafka-go reports a failed connection of one partition's request as Unknown.
+				return fmt.Errorf("%w: listing offsets of %s/%d: %v", ErrUnavailable, topic, po.Partition, po.Error)
+			}
+			first[po.Partition] = po.FirstOffset
+			end[po.Partition] = po.LastOffset
+		}
+		return nil
+	})
+	return first, end, err
 }
 
 // GroupLag returns, per partition of topic, how many records group has not yet committed.
 func (a *Admin) GroupLag(ctx context.Context, group, topic string) (map[int]int64, error) {
-	committed, err := a.c.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: topic, GroupId: group})
+	var committed map[int]int64
+	err := again(ctx, func() (err error) {
+		committed, err = a.c.ConsumerOffsets(ctx, kafka.TopicAndGroup{Topic: topic, GroupId: group})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading offsets of group %s: %v", ErrUnavailable, group, err)
 	}

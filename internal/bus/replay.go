@@ -16,6 +16,7 @@ import (
 // first error of fn or of reading, or ctx's error.
 func Replay(ctx context.Context, brokers []string, topic string, from map[int]int64, fn func(kafka.Message) error) (map[int]int64, error) {
 	admin := NewAdmin(brokers)
+	defer admin.Close()
 	first, end, err := admin.Offsets(ctx, topic)
 	if err != nil {
 		return nil, err
