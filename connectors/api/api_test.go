@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -262,5 +263,16 @@ func TestSampleConfigParses(t *testing.T) {
 	}
 	if got := *cfg.Connectors[0].Settings.(*api.Settings); got != *api.DefaultSettings() {
 		t.Errorf("sample config %+v differs from the defaults %+v", got, *api.DefaultSettings())
+	}
+}
+
+// TestReadmeShowsSampleConfig keeps the README's configuration section identical to sample.yaml.
+func TestReadmeShowsSampleConfig(t *testing.T) {
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```yaml\n"+api.SampleConfig+"```") {
+		t.Errorf("README.md does not show sample.yaml verbatim; paste it again")
 	}
 }

@@ -537,3 +537,31 @@ func TestIntegrationCrash(t *testing.T) {
 		t.Errorf("serve exited with %v after SIGTERM", err)
 	}
 }
+
+// TestIntegrationBadConfig: a configuration error stops serve with one line naming the connector,
+// the key and the problem, and a non-zero exit.
+func TestIntegrationBadConfig(t *testing.T) {
+	tests := []struct{ name, yaml, want string }{
+		{"unknown key", "connectors:\n  - name: web\n    type: api\n    max_body: 10\n", "config: connectors[web].max_body: unknown key"},
+		{"bad value", "connectors:\n  - name: web\n    type: api\n    max_body_bytes: 0\n", "config: connectors[web].max_body_bytes: bad value 0"},
+		{"unset secret", "connectors:\n  - name: wx-main\n    type: wechat\n    token: ${MINSHENG_E2E_UNSET_TOKEN}\n", "config: connectors[wx-main].token: environment variable MINSHENG_E2E_UNSET_TOKEN is not set"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "minsheng.yaml"), []byte(tt.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(binary(t), "serve", "-listen", freeAddr(t), "-embedded-kafka", freeAddr(t))
+			cmd.Dir = dir
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("serve started with a bad config")
+			}
+			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+			if len(lines) != 1 || !strings.Contains(lines[0], tt.want) {
+				t.Errorf("output %q, want one line containing %q", out, tt.want)
+			}
+		})
+	}
+}
