@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"os"
 	"os/signal"
@@ -22,6 +23,9 @@ func runServe(args []string) error {
 	dataDir := fs.String("data-dir", "", "data `dir`ectory: embedded broker log, dedup snapshot (overrides data_dir; default ./data)")
 	roles := fs.String("roles", "all", "comma-separated `roles` to run: intake,triage,forward,console")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	cfg, err := config.Load(*configPath)

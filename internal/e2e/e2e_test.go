@@ -434,6 +434,19 @@ func TestIntegrationServe(t *testing.T) {
 		if !found {
 			t.Errorf("kcat: the duplicate is not on minsheng.triaged with duplicate_of")
 		}
+
+		// Another service can write to the embedded broker too: kcat produces an envelope
+		// straight into minsheng.intake, and triage picks it up.
+		env := envelope.Envelope{ID: "kcat-1", Channel: "board", Source: "kcat", Body: light, ReceivedAt: time.Now().UTC()}
+		line, _ := json.Marshal(env)
+		cmd := exec.Command("kcat", "-b", s.kafka, "-P", "-t", "minsheng.intake", "-k", "kcat-1")
+		cmd.Stdin = bytes.NewReader(line)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("kcat -P: %v\n%s", err, out)
+		}
+		if r := s.results("kcat-1")["kcat-1"]; r.Envelope == nil || r.Envelope.Source != "kcat" {
+			t.Errorf("the record kcat wrote was triaged as %+v", r)
+		}
 	}
 
 	// Connector status and metrics reflect the traffic.
