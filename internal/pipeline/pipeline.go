@@ -148,12 +148,18 @@ func (s *Stage) consume(ctx context.Context, r *bus.GroupReader, name string, h 
 			continue
 		}
 		recs, done := h(batch)
-		if !s.retry(ctx, "publishing "+name+" results", func(c context.Context) error { return s.w.Publish(c, recs...) }) {
+		// Nothing else can happen until Kafka has the results: keep trying while running.
+		if !s.retry(ctx, "publishing "+name+" results", "kafka_write", 0, func(c context.Context) error { return s.w.Publish(c, recs...) }) {
 			return fmt.Errorf("giving up on %d %s records at shutdown; they will be redelivered", len(batch), name)
 		}
 		done()
-		if !s.retry(ctx, "committing "+name, func(c context.Context) error { return r.Commit(c, batch...) }) {
-			return fmt.Errorf("giving up committing %d %s records at shutdown; they will be redelivered", len(batch), name)
+		// A commit can fail for good (the partitions moved to another member in a rebalance):
+		// then the records are redelivered, and answered from the result cache.
+		if !s.retry(ctx, "committing "+name, "kafka_commit", 8, func(c context.Context) error { return r.Commit(c, batch...) }) {
+			s.log.Warn("offsets not committed; the records will be redelivered", "topic", name, "records", len(batch))
+			if ctx.Err() != nil {
+				return nil
+			}
 		}
 		if name == "intake" && s.opts.SnapshotInterval > 0 && time.Since(lastSnap) >= s.opts.SnapshotInterval {
 			if err := s.Snapshot(ctx); err != nil {
@@ -165,19 +171,23 @@ func (s *Stage) consume(ctx context.Context, r *bus.GroupReader, name string, h 
 	}
 }
 
-// retry calls fn until it succeeds. While ctx is live it keeps trying with back-off; once ctx has
-// ended (shutdown) it makes a last attempt and reports false if that fails too.
-func (s *Stage) retry(ctx context.Context, what string, fn func(context.Context) error) bool {
+// retry calls fn until it succeeds, at most attempts times (0: no limit). While ctx is live it
+// keeps trying with back-off; once ctx has ended (shutdown) it makes a last attempt. It reports
+// whether fn succeeded.
+func (s *Stage) retry(ctx context.Context, what, kind string, attempts int, fn func(context.Context) error) bool {
 	backoff := 100 * time.Millisecond
-	for {
+	for n := 1; ; n++ {
 		c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
 		err := fn(c)
 		cancel()
 		if err == nil {
 			return true
 		}
-		s.m.Error("kafka_write")
-		s.log.Warn(what+" failed; retrying", "err", err)
+		s.m.Error(kind)
+		s.log.Warn(what+" failed", "attempt", n, "err", err)
+		if attempts > 0 && n >= attempts {
+			return false
+		}
 		if ctx.Err() != nil {
 			c, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
