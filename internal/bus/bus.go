@@ -88,7 +88,9 @@ type Record struct {
 	Type   string // ce_type, e.g. envelope.TypeIntake
 	Source string // connector or stage name; ce_source becomes "minsheng/<Source>"
 	ID     string // ce_id; random when empty
-	Time   time.Time
+	// Time is when the event happened (ce_time); now when zero. The Kafka timestamp is always
+	// the time of writing, so retention never drops a record early for carrying an old ce_time.
+	Time time.Time
 	// Extra headers, after the CloudEvents ones.
 	Headers []kafka.Header
 }
@@ -99,9 +101,10 @@ func (r Record) Message() kafka.Message {
 	if id == "" {
 		id = NewID()
 	}
+	now := time.Now()
 	at := r.Time
 	if at.IsZero() {
-		at = time.Now()
+		at = now
 	}
 	h := make([]kafka.Header, 0, 6+len(r.Headers))
 	h = append(h,
@@ -113,7 +116,7 @@ func (r Record) Message() kafka.Message {
 		kafka.Header{Key: HeaderContentType, Value: []byte("application/json")},
 	)
 	h = append(h, r.Headers...)
-	return kafka.Message{Topic: r.Topic, Key: []byte(r.Key), Value: r.Value, Headers: h, Time: at}
+	return kafka.Message{Topic: r.Topic, Key: []byte(r.Key), Value: r.Value, Headers: h, Time: now}
 }
 
 // Header returns the value of the first header named key in m, or "".
