@@ -19,7 +19,10 @@ const (
 	anchorMax = 8
 	// postingMax bounds one token's posting list; the oldest half is dropped past it.
 	postingMax = 512
-	// minAnchorIDF: tokens more common than this never serve as anchors.
+	// maxCandidates bounds the messages scored per lookup.
+	maxCandidates = 1024
+	// minAnchorIDFShare: tokens whose IDF is under this share of the message's rarest token's
+	// never serve as anchors.
 	minAnchorIDFShare = 0.45
 )
 
@@ -144,15 +147,18 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 			return best
 		}
 	}
-	// Candidates: earlier messages sharing an anchor token.
+	// Candidates: earlier messages sharing an anchor token, newest first, at most maxCandidates.
 	seen := map[int32]bool{}
+	scored := 0
 	for _, a := range sig.anchors {
-		for _, doc := range d.postings[a] {
-			i := doc - int32(d.base)
+		p := d.postings[a]
+		for k := len(p) - 1; k >= 0 && scored < maxCandidates; k-- {
+			i := p[k] - int32(d.base)
 			if i < 0 || seen[i] {
 				continue
 			}
 			seen[i] = true
+			scored++
 			sameSender := sig.sender != 0 && d.senders[i] == sig.sender
 			sim := d.similarity(sig, d.sketchOf(int(i)))
 			score := sim
