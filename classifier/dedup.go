@@ -19,8 +19,10 @@ const (
 	anchorMax = 8
 	// postingMax bounds one token's posting list; the oldest half is dropped past it.
 	postingMax = 512
+	// commonPosting: an anchor with this many recent messages is too common to look up.
+	commonPosting = postingMax / 2
 	// maxCandidates bounds the messages scored per lookup.
-	maxCandidates = 1024
+	maxCandidates = 256
 	// minAnchorIDFShare: tokens whose IDF is under this share of the message's rarest token's
 	// never serve as anchors.
 	minAnchorIDFShare = 0.45
@@ -152,6 +154,11 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 	scored := 0
 	for _, a := range sig.anchors {
 		p := d.postings[a]
+		// A token in hundreds of recent messages names nothing in particular (the trained IDF
+		// did not know it was common): it is skipped as long as another anchor is left.
+		if len(p) >= commonPosting && len(sig.anchors) > 1 {
+			continue
+		}
 		for k := len(p) - 1; k >= 0 && scored < maxCandidates; k-- {
 			i := p[k] - int32(d.base)
 			if i < 0 || seen[i] {

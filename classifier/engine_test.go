@@ -292,3 +292,33 @@ func TestGolden(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentTriage triages from several goroutines at once (run with -race): every message
+// gets a result, and the resends of one request all join one case.
+func TestConcurrentTriage(t *testing.T) {
+	e := newTestEngine(t)
+	body := "A市C区枫林苑3栋楼顶水箱漏水一个月了，楼道墙面长满霉斑，物业一直推说没钱修，请住建部门督促物业维修。"
+	first := e.Triage(&envelope.Envelope{ID: "c0", Body: body, ReceivedAt: time.Now()})
+	var wg sync.WaitGroup
+	results := make([]envelope.Result, 16)
+	for i := range results {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			results[i] = e.Triage(&envelope.Envelope{ID: "c" + string(rune('a'+i)), Body: body, ReceivedAt: time.Now()})
+		}(i)
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.CaseID != first.ID || r.DuplicateOf == "" {
+			t.Errorf("%s: case %q duplicate_of %q, want case %s", r.ID, r.CaseID, r.DuplicateOf, first.ID)
+		}
+	}
+	var buf bytes.Buffer
+	if err := e.SaveIndex(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if e.IndexSize() != 17 {
+		t.Errorf("index holds %d messages, want 17", e.IndexSize())
+	}
+}
