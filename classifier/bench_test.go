@@ -8,11 +8,17 @@ import (
 	"github.com/minsheng-project/minsheng/internal/envelope"
 )
 
+// benchMessages returns the TipDM messages and sets the benchmark's bytes per message.
 func benchMessages(b *testing.B) []Labelled {
 	data, err := ReadCorpus("../testdata/corpus/tipdm.jsonl")
 	if err != nil {
 		b.Fatal(err)
 	}
+	var n int64
+	for _, l := range data {
+		n += int64(len(l.Title) + len(l.Body))
+	}
+	b.SetBytes(n / int64(len(data)))
 	return data
 }
 
@@ -21,11 +27,6 @@ func benchMessages(b *testing.B) []Labelled {
 func BenchmarkSegment(b *testing.B) {
 	e := newTestEngine(b)
 	data := benchMessages(b)
-	var n int64
-	for _, l := range data {
-		n += int64(len(l.Title) + len(l.Body))
-	}
-	b.SetBytes(n / int64(len(data)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		l := &data[i%len(data)]
@@ -39,11 +40,6 @@ func BenchmarkSegment(b *testing.B) {
 func BenchmarkTriage(b *testing.B) {
 	e := newTestEngine(b)
 	data := benchMessages(b)
-	var n int64
-	for _, l := range data {
-		n += int64(len(l.Title) + len(l.Body))
-	}
-	b.SetBytes(n / int64(len(data)))
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		l := &data[i%len(data)]

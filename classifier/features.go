@@ -1,8 +1,10 @@
 package classifier
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -146,31 +148,21 @@ func shapeFeatures(x *analysed) []uint64 {
 	runes := x.title.Runes + x.body.Runes
 	cjk := x.title.CJK + x.body.CJK
 	out := []uint64{hashFeature(fShape, "bias")}
-	switch {
-	case runes < 6:
-		out = append(out, hashFeature(fShape, "len<6"))
-	case runes < 15:
-		out = append(out, hashFeature(fShape, "len<15"))
-	case runes < 40:
-		out = append(out, hashFeature(fShape, "len<40"))
-	case runes < 70:
-		out = append(out, hashFeature(fShape, "len<70"))
-	case runes < 200:
-		out = append(out, hashFeature(fShape, "len<200"))
-	case runes < 600:
-		out = append(out, hashFeature(fShape, "len<600"))
-	default:
-		out = append(out, hashFeature(fShape, "len>=600"))
+	lenLabel := "len>=600"
+	for _, b := range [...]int{6, 15, 40, 70, 200, 600} {
+		if runes < b {
+			lenLabel = fmt.Sprintf("len<%d", b)
+			break
+		}
 	}
+	out = append(out, hashFeature(fShape, lenLabel))
 	if runes > 0 {
 		r := float64(cjk) / float64(runes)
-		switch {
-		case r < 0.2:
-			out = append(out, hashFeature(fShape, "cjk<0.2"))
-		case r < 0.5:
-			out = append(out, hashFeature(fShape, "cjk<0.5"))
-		case r < 0.8:
-			out = append(out, hashFeature(fShape, "cjk<0.8"))
+		for _, b := range [...]string{"0.2", "0.5", "0.8"} {
+			if limit, _ := strconv.ParseFloat(b, 64); r < limit {
+				out = append(out, hashFeature(fShape, "cjk<"+b))
+				break
+			}
 		}
 	} else {
 		out = append(out, hashFeature(fShape, "empty"))

@@ -28,6 +28,25 @@ func defaultCorpus() ([]string, error) {
 	return paths, nil
 }
 
+// loadSplit reads the labelled corpus (default testdata/corpus/*.jsonl) and the messages of it
+// that keep selects.
+func loadSplit(in []string, keep func(id string) bool) (all, kept []classifier.Labelled, err error) {
+	if len(in) == 0 {
+		if in, err = defaultCorpus(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if all, err = classifier.ReadCorpus(in...); err != nil {
+		return nil, nil, err
+	}
+	for _, l := range all {
+		if keep(l.ID) {
+			kept = append(kept, l)
+		}
+	}
+	return all, kept, nil
+}
+
 func runTrain(args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	var in multiFlag
@@ -39,21 +58,9 @@ func runTrain(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if len(in) == 0 {
-		var err error
-		if in, err = defaultCorpus(); err != nil {
-			return err
-		}
-	}
-	data, err := classifier.ReadCorpus(in...)
+	data, train, err := loadSplit(in, func(id string) bool { return *all || !classifier.HeldOut(id) })
 	if err != nil {
 		return err
-	}
-	var train []classifier.Labelled
-	for _, l := range data {
-		if *all || !classifier.HeldOut(l.ID) {
-			train = append(train, l)
-		}
 	}
 	an, err := classifier.SharedAnalyzer()
 	if err != nil {
@@ -91,12 +98,6 @@ func runEval(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if len(in) == 0 {
-		var err error
-		if in, err = defaultCorpus(); err != nil {
-			return err
-		}
-	}
 	if len(dedup) == 0 {
 		dedup, _ = filepath.Glob("testdata/dedup/*.jsonl")
 	}
@@ -104,15 +105,9 @@ func runEval(args []string) error {
 	if err != nil {
 		return err
 	}
-	data, err := classifier.ReadCorpus(in...)
+	data, test, err := loadSplit(in, func(id string) bool { return *all || classifier.HeldOut(id) })
 	if err != nil {
 		return err
-	}
-	var test []classifier.Labelled
-	for _, l := range data {
-		if *all || classifier.HeldOut(l.ID) {
-			test = append(test, l)
-		}
 	}
 	fmt.Printf("model %s; evaluating %d of %d labelled messages (%s)\n\n", eng.ModelVersion(), len(test), len(data),
 		map[bool]string{true: "all", false: "held-out split: fnv32a(id) % 100 < 20"}[*all])
