@@ -42,6 +42,11 @@ func BenchmarkTriage(b *testing.B) {
 	data := benchMessages(b)
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		if i%len(data) == 0 && i > 0 {
+			b.StopTimer()
+			e = e.Fresh() // each pass starts with an empty index, as the first did
+			b.StartTimer()
+		}
 		l := &data[i%len(data)]
 		e.Triage(&envelope.Envelope{ID: fmt.Sprint(i), Channel: l.Channel, Title: l.Title, Body: l.Body})
 	}

@@ -3,6 +3,7 @@
 package classifier
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -102,6 +103,9 @@ func NewWithModel(an *Analyzer, model *Model, opts Options) *Engine {
 	return e
 }
 
+// Fresh returns an engine that shares e's dictionaries and model but has an empty dedup index.
+func (e *Engine) Fresh() *Engine { return NewWithModel(e.an, e.model, e.opts) }
+
 // ModelVersion names the loaded model.
 func (e *Engine) ModelVersion() string { return e.model.Version }
 
@@ -146,7 +150,9 @@ func (e *Engine) Triage(env *envelope.Envelope) envelope.Result {
 		res.NeedsReview = true
 		return res
 	}
-	x := e.an.extract(Message{Title: env.Title, Body: env.Body, Channel: env.Channel})
+	x := scratchPool.Get().(*analysed)
+	defer scratchPool.Put(x)
+	e.an.extractInto(x, Message{Title: env.Title, Body: env.Body, Channel: env.Channel})
 	e.classify(x, &res)
 	if res.Valid {
 		at := env.ReceivedAt
@@ -246,20 +252,21 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 		}
 		cand = append(cand, tw{h, e.model.IDF(h)})
 	}
-	slices.SortFunc(cand, func(a, b tw) int {
-		if a.w != b.w {
-			if a.w > b.w {
-				return -1
-			}
-			return 1
-		}
-		return int(int64(a.h) - int64(b.h))
-	})
-	cand = slices.CompactFunc(cand, func(a, b tw) bool { return a.h == b.h })
 	if len(cand) > sketchMax {
-		cand = cand[:sketchMax]
+		// Keep the rarest tokens; ties by hash, so the choice is stable.
+		slices.SortFunc(cand, func(a, b tw) int {
+			if a.w != b.w {
+				if a.w > b.w {
+					return -1
+				}
+				return 1
+			}
+			return cmp.Compare(a.h, b.h)
+		})
+		cand = slices.CompactFunc(cand, func(a, b tw) bool { return a.h == b.h })
+		cand = cand[:min(len(cand), sketchMax)]
 	}
-	slices.SortFunc(cand, func(a, b tw) int { return int(int64(a.h) - int64(b.h)) })
+	slices.SortFunc(cand, func(a, b tw) int { return cmp.Compare(a.h, b.h) })
 	cand = slices.CompactFunc(cand, func(a, b tw) bool { return a.h == b.h })
 	for _, c := range cand {
 		sig.sketch = append(sig.sketch, c.h)
@@ -388,7 +395,7 @@ func (e *Engine) wordRows(x *analysed) []int32 {
 // largest weights of the class over the mean of the task's classes.
 func (e *Engine) keywords(x *analysed, rows []int32, t Task, c int, n int) []string {
 	m := e.model
-	width, off, k := m.offset[numTasks], m.offset[t], m.Tasks[t].K()
+	width, off, k := m.stride, m.offset[t], m.Tasks[t].K()
 	type kv struct {
 		w string
 		s float32
@@ -443,24 +450,31 @@ func uniqueStrings(in []string, n int) []string {
 // test messages and bare symbols. It returns the reason, or "" when the model decides.
 func screenRule(x *analysed) string {
 	content := 0
-	var b strings.Builder
 	for _, toks := range [][]Token{x.title.Tokens, x.body.Tokens} {
 		for _, t := range toks {
-			if t.Kind == KindPunct {
-				continue
+			if t.Kind != KindPunct {
+				content++
 			}
-			content++
-			b.WriteString(t.Text)
 		}
 	}
-	s := b.String()
 	switch {
 	case content == 0:
 		return "正文为空或只有标点符号"
-	case testMessages[s]:
-		return "测试消息「" + s + "」"
 	case x.title.CJK+x.body.CJK == 0 && x.title.Letters+x.body.Letters == 0:
 		return "只有数字或符号，没有文字"
+	case content > 4:
+		return ""
+	}
+	var b strings.Builder
+	for _, toks := range [][]Token{x.title.Tokens, x.body.Tokens} {
+		for _, t := range toks {
+			if t.Kind != KindPunct {
+				b.WriteString(t.Text)
+			}
+		}
+	}
+	if s := b.String(); testMessages[s] {
+		return "测试消息「" + s + "」"
 	}
 	return ""
 }

@@ -3,8 +3,8 @@ package classifier
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strconv"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -63,6 +63,9 @@ type analysed struct {
 	// words are the distinct content words with their feature hash, for keywords and dedup.
 	words []wordRef
 	cues  []cueHit
+	// Reused buffers.
+	seen hashSet
+	set  []uint64
 }
 
 type wordRef struct {
@@ -98,10 +101,22 @@ func wordFeature(t Token) string {
 // extract builds the feature set of a message.
 func (a *Analyzer) extract(m Message) *analysed {
 	x := &analysed{}
-	x.title = a.Analyze(m.Title)
-	x.body = a.Analyze(m.Body)
-	feats := make([]uint64, 0, 3*len(x.body.Tokens)+len(x.body.Norm)/2+16)
-	seen := newHashSet(len(x.title.Tokens) + len(x.body.Tokens))
+	a.extractInto(x, m)
+	return x
+}
+
+// scratchPool recycles analysed messages on the triage hot path: their slices keep their
+// capacity from one message to the next.
+var scratchPool = sync.Pool{New: func() any { return new(analysed) }}
+
+// extractInto builds the feature set of a message into x, reusing x's buffers.
+func (a *Analyzer) extractInto(x *analysed, m Message) {
+	x.title = a.analyzeInto(x.title.Tokens[:0], m.Title)
+	x.body = a.analyzeInto(x.body.Tokens[:0], m.Body)
+	x.words, x.cues = x.words[:0], x.cues[:0]
+	feats := x.features[:0]
+	x.seen = resetHashSet(x.seen, len(x.title.Tokens)+len(x.body.Tokens))
+	seen := x.seen
 	addTokens := func(toks []Token, title bool) {
 		prev := ""
 		for _, t := range toks {
@@ -137,9 +152,7 @@ func (a *Analyzer) extract(m Message) *analysed {
 	}
 	feats = append(feats, shapeFeatures(x)...)
 	// Features are binary: each counts once however often it occurs.
-	slices.Sort(feats)
-	x.features = slices.Compact(feats)
-	return x
+	x.features, x.set = uniqueFeatures(feats, x.set)
 }
 
 // shapeFeatures describe the form of a message: length, script mix and repetition, which
@@ -209,7 +222,12 @@ func (m *Model) vectorize(feats []uint64) sparse {
 	var norm float64
 	for _, h := range feats {
 		if r := m.vocab.get(h); r >= 0 {
-			w := m.FeatureIDF[r]
+			var w float32
+			if m.packed != nil {
+				w = m.packed[int(r)*m.stride+m.offset[numTasks]] // the IDF, beside the weights
+			} else {
+				w = m.FeatureIDF[r] // training, before the weights exist
+			}
 			x.rows = append(x.rows, r)
 			x.vals = append(x.vals, w)
 			norm += float64(w * w)
@@ -230,12 +248,20 @@ func runeLen(s string) int { return utf8.RuneCountInString(s) }
 // hashSet is a small open-addressing set of non-zero 32-bit hashes.
 type hashSet []uint32
 
-func newHashSet(n int) hashSet {
+func newHashSet(n int) hashSet { return resetHashSet(nil, n) }
+
+// resetHashSet empties s for n entries, reusing its memory when it is large enough.
+func resetHashSet(s hashSet, n int) hashSet {
 	size := 16
 	for size < 2*n {
 		size *= 2
 	}
-	return make(hashSet, size)
+	if cap(s) < size {
+		return make(hashSet, size)
+	}
+	s = s[:size]
+	clear(s)
+	return s
 }
 
 // add inserts h and reports whether it was new.
@@ -253,4 +279,36 @@ func (s hashSet) add(h uint32) bool {
 			return false
 		}
 	}
+}
+
+// uniqueFeatures removes repeated hashes in place, keeping first occurrences (a hash set is
+// cheaper than sorting on the hot path).
+func uniqueFeatures(feats, set []uint64) ([]uint64, []uint64) {
+	size := 64
+	for size < 2*len(feats) {
+		size *= 2
+	}
+	if cap(set) < size {
+		set = make([]uint64, size)
+	}
+	set = set[:size]
+	clear(set)
+	mask := uint64(size - 1)
+	out := feats[:0]
+	for _, h := range feats {
+		if h == 0 {
+			h = 1
+		}
+		for j := (h * 0x9E3779B97F4A7C15) >> 40 & mask; ; j = (j + 1) & mask {
+			if set[j] == 0 {
+				set[j] = h
+				out = append(out, h)
+				break
+			}
+			if set[j] == h {
+				break
+			}
+		}
+	}
+	return out, set
 }

@@ -53,6 +53,7 @@ type Model struct {
 	// so scoring a message touches one cache line per feature instead of one per task.
 	packed []float32
 	offset [numTasks + 1]int
+	stride int // offset[numTasks] weights, then the feature's IDF
 }
 
 // pack lays the tasks' weights out row by row.
@@ -63,22 +64,26 @@ func (m *Model) pack() {
 		w += l.K()
 	}
 	m.offset[numTasks] = w
-	m.packed = make([]float32, len(m.Features)*w)
+	m.stride = w + 1
+	m.packed = make([]float32, len(m.Features)*m.stride)
 	for t, l := range m.Tasks {
 		k := l.K()
 		for r := range m.Features {
-			copy(m.packed[r*w+m.offset[t]:r*w+m.offset[t]+k], l.W[r*k:r*k+k])
+			copy(m.packed[r*m.stride+m.offset[t]:r*m.stride+m.offset[t]+k], l.W[r*k:r*k+k])
 		}
+	}
+	for r, idf := range m.FeatureIDF {
+		m.packed[r*m.stride+w] = idf
 	}
 }
 
 // scores computes every task's calibrated probabilities for x in one pass over its features;
 // out[t] gets task t's probabilities.
 func (m *Model) scores(x sparse, out *[numTasks][]float64) {
-	w := m.offset[numTasks]
+	w, stride := m.offset[numTasks], m.stride
 	acc := make([]float32, w)
 	for i, r := range x.rows {
-		row := m.packed[int(r)*w : int(r)*w+w]
+		row := m.packed[int(r)*stride : int(r)*stride+w]
 		v := x.vals[i]
 		for c := range row {
 			acc[c] += row[c] * v

@@ -204,6 +204,9 @@ func (a *Analyzer) isTrad(r rune) bool {
 
 // Normalize folds width and case and converts Traditional characters to Simplified.
 func (a *Analyzer) Normalize(s string) (norm string, traditional bool) {
+	if !a.needsNormalizing(s) {
+		return s, false // the common case: no copy
+	}
 	var b strings.Builder
 	b.Grow(len(s))
 	trad := 0
@@ -229,16 +232,38 @@ func (a *Analyzer) Normalize(s string) (norm string, traditional bool) {
 		b.WriteRune(r)
 	}
 	norm = b.String()
-	if trad > 0 {
+	// A few variant characters turn up in Simplified text too (著, 乾 …); convert only text in
+	// which Traditional characters are not rare.
+	if trad > 0 && trad*50 >= utf8.RuneCountInString(norm)/2 {
 		if out, err := a.t2s.Convert(norm); err == nil {
 			norm = out
 		}
 	}
-	return norm, trad > 0
+	return norm, trad > 0 && trad*50 >= utf8.RuneCountInString(norm)/2
+}
+
+// needsNormalizing reports whether Normalize would change s.
+func (a *Analyzer) needsNormalizing(s string) bool {
+	for _, r := range s {
+		switch {
+		case r < utf8.RuneSelf:
+			if 'A' <= r && r <= 'Z' || r < ' ' && r != '\n' || r == 0x7f {
+				return true
+			}
+		case r == utf8.RuneError, r >= 0xFF01 && r <= 0xFF5E, r == 0x3000, a.isTrad(r):
+			return true
+		case r < 0xA0: // C1 controls
+			return true
+		}
+	}
+	return false
 }
 
 // Analyze normalizes and segments a text.
-func (a *Analyzer) Analyze(s string) Analysis {
+func (a *Analyzer) Analyze(s string) Analysis { return a.analyzeInto(nil, s) }
+
+// analyzeInto is Analyze appending the tokens to toks.
+func (a *Analyzer) analyzeInto(toks []Token, s string) Analysis {
 	norm, trad := a.Normalize(s)
 	an := Analysis{Norm: norm, Traditional: trad}
 	for _, r := range norm {
@@ -252,7 +277,7 @@ func (a *Analyzer) Analyze(s string) Analysis {
 			an.Digits++
 		}
 	}
-	an.Tokens = a.tokenize(norm, make([]Token, 0, len(norm)/4+4))
+	an.Tokens = a.tokenize(norm, toks)
 	return an
 }
 
@@ -301,8 +326,11 @@ func (a *Analyzer) segment(s string, out []Token) []Token {
 // classify gives the kind of a raw gse segment.
 func classify(w string) TokenKind {
 	r, _ := utf8.DecodeRuneInString(w)
-	if r >= cjkFirst && r <= cjkLast {
+	switch {
+	case r >= cjkFirst && r <= cjkLast:
 		return KindWord // the common case, without the Unicode table look-ups
+	case r >= 0x3000 && r <= 0x303F, r >= 0xFF01 && r <= 0xFF0F, r >= 0xFF1A && r <= 0xFF20, r >= 0x2010 && r <= 0x2027:
+		return KindPunct // CJK and general punctuation
 	}
 	if unicode.IsPunct(r) || unicode.IsSymbol(r) {
 		if w == "*" || strings.Trim(w, "*") == "" {
