@@ -73,4 +73,3 @@ func runBench(args []string) error {
 	}
 	return nil
 }
-
