@@ -134,13 +134,14 @@ func (a *Analyzer) extractInto(x *analysed, m Message) {
 				feats = append(feats, hashPair(fBigram, prev, wf))
 			}
 			prev = wf
-			if labels := a.cues[t.Text]; labels != nil {
-				for _, l := range labels {
+			lex := a.lex[t.Text]
+			if lex.cues != nil {
+				for _, l := range lex.cues {
 					feats = append(feats, hashFeature(fCue, l))
 					x.cues = append(x.cues, cueHit{t.Text, l})
 				}
 			}
-			if dh := dedupHash(t.Text); seen.add(dh) && !a.stop[t.Text] {
+			if dh := dedupHash(t.Text); seen.add(dh) && !lex.stop {
 				x.words = append(x.words, wordRef{text: t.Text, kind: t.Kind, title: title, hash: h, dhash: dh})
 			}
 		}

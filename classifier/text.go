@@ -56,8 +56,7 @@ type Analyzer struct {
 	seg       gse.Segmenter
 	t2s       *opencc.OpenCC
 	tradRunes []uint64 // bitset over the CJK Unified Ideographs block: runes t2s changes
-	stop      map[string]bool
-	cues      map[string][]string // phrase -> labels
+	lex       map[string]lexEntry // stop words and cue phrases, one look-up per token
 	suffix    map[string]string   // pattern suffix -> kind
 }
 
@@ -65,7 +64,7 @@ const cjkFirst, cjkLast = 0x4E00, 0x9FFF
 
 // NewAnalyzer loads gse's embedded Simplified dictionary plus the project dictionaries.
 func NewAnalyzer() (*Analyzer, error) {
-	a := &Analyzer{stop: map[string]bool{}, cues: map[string][]string{}, suffix: map[string]string{}}
+	a := &Analyzer{lex: map[string]lexEntry{}, suffix: map[string]string{}}
 	var wg sync.WaitGroup
 	var ccErr error
 	wg.Add(1)
@@ -140,14 +139,18 @@ func (a *Analyzer) loadSegmenter() error {
 			return fmt.Errorf("want phrase<TAB>label")
 		}
 		p := strings.ToLower(f[0])
-		a.cues[p] = append(a.cues[p], f[1])
+		e := a.lex[p]
+		e.cues = append(e.cues, f[1])
+		a.lex[p] = e
 		addWord(p, 1000, "cue")
 		return nil
 	}); err != nil {
 		return err
 	}
 	if err := eachLine("stopwords.txt", func(f []string) error {
-		a.stop[f[0]] = true
+		e := a.lex[f[0]]
+		e.stop = true
+		a.lex[f[0]] = e
 		return nil
 	}); err != nil {
 		return err
@@ -398,7 +401,7 @@ func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
 					i++
 				}
 			case "road":
-				if utf8.RuneCountInString(t.Text) >= 2 && !a.stop[t.Text] {
+				if utf8.RuneCountInString(t.Text) >= 2 && !a.lex[t.Text].stop {
 					t = Token{Text: t.Text + next, Kind: KindPlace}
 					i++
 				}
@@ -430,10 +433,16 @@ func numberKind(s string) TokenKind {
 }
 
 // Cues returns the labels of a token that is a cue phrase.
-func (a *Analyzer) Cues(tok string) []string { return a.cues[tok] }
+func (a *Analyzer) Cues(tok string) []string { return a.lex[tok].cues }
 
 // IsStop reports whether a token is a stop word.
-func (a *Analyzer) IsStop(tok string) bool { return a.stop[tok] }
+func (a *Analyzer) IsStop(tok string) bool { return a.lex[tok].stop }
+
+// lexEntry is what the dictionaries say of a token.
+type lexEntry struct {
+	stop bool
+	cues []string // labels of the cue phrase
+}
 
 // Segment is plain gse segmentation of s, the baseline the triage benchmark compares against.
 func (a *Analyzer) Segment(s string) []string { return a.seg.Cut(s) }
