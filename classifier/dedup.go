@@ -32,8 +32,9 @@ const (
 type DedupParams struct {
 	// Threshold on the similarity score (0..1) at and above which a message is a duplicate.
 	Threshold float64
-	// SenderBonus is added to the score when both messages come from the same sender.
-	SenderBonus float64
+	// SenderBonus is added to the score when both messages come from the same sender and their
+	// similarity is at least SenderFloor (a grid worker's reports share a sender, not a problem).
+	SenderBonus, SenderFloor float64
 	// Window is how far apart in time two duplicates can be.
 	Window time.Duration
 	// ContainWeight weighs containment against Dice in the similarity.
@@ -43,7 +44,7 @@ type DedupParams struct {
 }
 
 // DefaultDedupParams are the tuned defaults.
-var DefaultDedupParams = DedupParams{Threshold: 0.65, SenderBonus: 0.30, Window: 30 * 24 * time.Hour, ContainWeight: 0.5, PlacePenalty: 0.6}
+var DefaultDedupParams = DedupParams{Threshold: 0.80, SenderBonus: 0.50, SenderFloor: 0.35, Window: 30 * 24 * time.Hour, ContainWeight: 0.5, PlacePenalty: 0.4}
 
 // signature is what the index keeps of a message.
 type signature struct {
@@ -169,7 +170,7 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 			sameSender := sig.sender != 0 && d.senders[i] == sig.sender
 			sim := d.similarity(sig, d.sketchOf(int(i)))
 			score := sim
-			if sameSender {
+			if sameSender && sim >= d.params.SenderFloor {
 				score += d.params.SenderBonus
 			}
 			if score >= d.params.Threshold {

@@ -247,7 +247,7 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 			continue
 		}
 		h := w.dhash
-		if w.kind == KindPlace {
+		if w.kind == KindPlace && !CoarsePlace(w.text) {
 			h |= placeBit
 		}
 		cand = append(cand, tw{h, e.model.IDF(h)})

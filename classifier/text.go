@@ -407,6 +407,10 @@ func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
 				}
 			}
 		}
+		// A dictionary word that already ends in a road or place suffix: "德雅路", "雨花新村".
+		if t.Kind == KindWord && a.isPlaceWord(t.Text) {
+			t.Kind = KindPlace
+		}
 		// A place followed by a house number: "人民路" "128号".
 		if t.Kind == KindPlace && w > start && toks[w-1].Kind == KindPlace && strings.HasSuffix(t.Text, "号") {
 			toks[w-1].Text += t.Text
@@ -416,6 +420,29 @@ func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
 		w++
 	}
 	return toks[:w]
+}
+
+// isPlaceWord reports whether a word of three or more runes ends in a road or place suffix.
+func (a *Analyzer) isPlaceWord(w string) bool {
+	if utf8.RuneCountInString(w) < 3 {
+		return false
+	}
+	for _, n := range [...]int{1, 2} {
+		r := []rune(w)
+		if len(r) > n+1 {
+			if k := a.suffix[string(r[len(r)-n:])]; k == "road" || k == "admin" && n == 2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// CoarsePlace reports whether a place token names a whole province, city, district or county,
+// which many unrelated messages share.
+func CoarsePlace(w string) bool {
+	r, _ := utf8.DecodeLastRuneInString(w)
+	return r == '省' || r == '市' || r == '区' || r == '县'
 }
 
 // numberKind tells phones, id numbers and plain numbers apart.
