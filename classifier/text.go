@@ -55,7 +55,7 @@ type Analysis struct {
 type Analyzer struct {
 	seg       gse.Segmenter
 	t2s       *opencc.OpenCC
-	tradRunes []uint64 // bitset over the CJK Unified Ideographs block: runes t2s changes
+	tradRunes []uint64            // bitset over the CJK Unified Ideographs block: runes t2s changes
 	lex       map[string]lexEntry // stop words and cue phrases, one look-up per token
 	suffix    map[string]string   // pattern suffix -> kind
 }
