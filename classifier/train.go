@@ -311,7 +311,7 @@ func fitLinear(rows int, labels []string, set []*example, t Task, opts TrainOpti
 	cw := make([]float64, k)
 	for c := range cw {
 		if count[c] > 0 {
-			cw[c] = math.Sqrt(float64(len(items)) / (float64(k) * count[c]))
+			cw[c] = math.Pow(float64(len(items))/(float64(k)*count[c]), classWeightPower)
 		}
 	}
 	g2 := make([]float32, rows*k)
@@ -418,3 +418,8 @@ func macroF1(l *Linear, set []*example, t Task) float64 {
 
 // DefaultL2Grid is the set of penalties `minsheng train` chooses from.
 var DefaultL2Grid = []float64{1e-5, 1e-4, 3e-4, 1e-3, 3e-3}
+
+// classWeightPower: class weights are (N / (K·n_c))^power; 0.5 balances rare classes without
+// letting a handful of examples dominate.
+var classWeightPower = 0.5
+
