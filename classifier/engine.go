@@ -281,7 +281,8 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 // classify fills validity, labels, confidences, keywords and reasons.
 func (e *Engine) classify(x *analysed, res *envelope.Result) {
 	m := e.model
-	v := m.vectorize(x.features)
+	x.vec = m.vectorizeInto(x.vec, x.features)
+	v := x.vec
 	var probs [numTasks][]float64
 	m.scores(v, &probs)
 	pInvalid := probs[TaskValidity][1]

@@ -5,7 +5,6 @@ import (
 	"math"
 	"strconv"
 	"sync"
-	"unicode/utf8"
 )
 
 // Feature prefixes. A feature is the FNV-1a hash of its prefix byte and its text.
@@ -66,6 +65,7 @@ type analysed struct {
 	// Reused buffers.
 	seen hashSet
 	set  []uint64
+	vec  sparse
 }
 
 type wordRef struct {
@@ -219,7 +219,12 @@ type sparse struct {
 }
 
 func (m *Model) vectorize(feats []uint64) sparse {
-	x := sparse{rows: make([]int32, 0, len(feats)), vals: make([]float32, 0, len(feats))}
+	return m.vectorizeInto(sparse{rows: make([]int32, 0, len(feats)), vals: make([]float32, 0, len(feats))}, feats)
+}
+
+// vectorizeInto is vectorize reusing x's memory.
+func (m *Model) vectorizeInto(x sparse, feats []uint64) sparse {
+	x.rows, x.vals = x.rows[:0], x.vals[:0]
 	var norm float64
 	for _, h := range feats {
 		if r := m.vocab.get(h); r >= 0 {
@@ -243,13 +248,8 @@ func (m *Model) vectorize(feats []uint64) sparse {
 	return x
 }
 
-// runeLen counts the runes of s.
-func runeLen(s string) int { return utf8.RuneCountInString(s) }
-
 // hashSet is a small open-addressing set of non-zero 32-bit hashes.
 type hashSet []uint32
-
-func newHashSet(n int) hashSet { return resetHashSet(nil, n) }
 
 // resetHashSet empties s for n entries, reusing its memory when it is large enough.
 func resetHashSet(s hashSet, n int) hashSet {
