@@ -210,11 +210,17 @@ type DedupItem struct {
 
 // ReadDedupSet reads dedup test files.
 func ReadDedupSet(paths ...string) ([]DedupItem, error) {
-	var out []DedupItem
+	return readJSONL[DedupItem](paths, nil)
+}
+
+// readJSONL reads JSON-lines files into values of T, skipping blank lines; check, when given,
+// vets each value. Errors name the file and line.
+func readJSONL[T any](paths []string, check func(*T) error) ([]T, error) {
+	var out []T
 	for _, p := range paths {
 		f, err := os.Open(p)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("opening %s: %w", p, err)
 		}
 		sc := bufio.NewScanner(f)
 		sc.Buffer(make([]byte, 1<<20), 4<<20)
@@ -224,16 +230,20 @@ func ReadDedupSet(paths ...string) ([]DedupItem, error) {
 			if strings.TrimSpace(sc.Text()) == "" {
 				continue
 			}
-			var it DedupItem
-			if err := json.Unmarshal(sc.Bytes(), &it); err != nil {
+			var v T
+			err := json.Unmarshal(sc.Bytes(), &v)
+			if err == nil && check != nil {
+				err = check(&v)
+			}
+			if err != nil {
 				f.Close()
 				return nil, fmt.Errorf("%s:%d: %w", p, n, err)
 			}
-			out = append(out, it)
+			out = append(out, v)
 		}
 		f.Close()
 		if err := sc.Err(); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading %s: %w", p, err)
 		}
 	}
 	return out, nil
@@ -271,7 +281,12 @@ func (r *DedupReport) Recall() float64 {
 // EvaluateDedup streams a dedup set through a fresh index in arrival order. Screening is
 // bypassed: every message is treated as valid, so the figures measure de-duplication alone.
 func (e *Engine) EvaluateDedup(items []DedupItem) *DedupReport {
-	d := NewDeduper(e.opts.Dedup, e.model.IDF)
+	return e.EvaluateDedupWith(items, e.opts.Dedup)
+}
+
+// EvaluateDedupWith is EvaluateDedup with other de-duplication parameters.
+func (e *Engine) EvaluateDedupWith(items []DedupItem, params DedupParams) *DedupReport {
+	d := NewDeduper(params, e.model.IDF)
 	rep := &DedupReport{ByKind: map[string][2]int{}}
 	clusterOf := map[string]string{} // message id → cluster
 	seen := map[string]bool{}        // clusters with an earlier message

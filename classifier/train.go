@@ -1,16 +1,13 @@
 package classifier
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"math"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"sort"
 
@@ -32,37 +29,7 @@ type Labelled struct {
 
 // ReadCorpus reads labelled messages from JSON-lines files, checking every label.
 func ReadCorpus(paths ...string) ([]Labelled, error) {
-	var out []Labelled
-	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			return nil, fmt.Errorf("opening corpus: %w", err)
-		}
-		sc := bufio.NewScanner(f)
-		sc.Buffer(make([]byte, 1<<20), 4<<20)
-		n := 0
-		for sc.Scan() {
-			n++
-			if len(sc.Bytes()) == 0 {
-				continue
-			}
-			var l Labelled
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("%s:%d: %w", p, n, err)
-			}
-			if err := l.check(); err != nil {
-				f.Close()
-				return nil, fmt.Errorf("%s:%d: %w", p, n, err)
-			}
-			out = append(out, l)
-		}
-		f.Close()
-		if err := sc.Err(); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", p, err)
-		}
-	}
-	return out, nil
+	return readJSONL(paths, (*Labelled).check)
 }
 
 func (l *Labelled) check() error {
@@ -422,4 +389,3 @@ var DefaultL2Grid = []float64{1e-5, 1e-4, 3e-4, 1e-3, 3e-3}
 // classWeightPower: class weights are (N / (K·n_c))^power; 0.5 balances rare classes without
 // letting a handful of examples dominate.
 var classWeightPower = 0.5
-

@@ -95,6 +95,7 @@ func runEval(args []string) error {
 	model := fs.String("model", "", "model file (default: the built-in model)")
 	all := fs.Bool("all", false, "evaluate on every message, not only the held-out split")
 	verbose := fs.Bool("v", false, "list dedup errors")
+	sweep := fs.Bool("dedup-sweep", false, "also sweep the dedup threshold, sender bonus, sender floor and place penalty and print precision/recall for each")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -130,6 +131,9 @@ func runEval(args []string) error {
 			return err
 		}
 		eng.EvaluateDedup(items).Write(os.Stdout, *verbose)
+		if *sweep {
+			dedupSweep(eng, items)
+		}
 	}
 	return nil
 }
@@ -153,4 +157,22 @@ func runClassify(args []string) error {
 	out := bufio.NewWriterSize(os.Stdout, 1<<16)
 	defer out.Flush()
 	return classifier.ClassifyStream(eng, os.Stdin, out, classifyLineLimit)
+}
+
+// dedupSweep prints dedup precision and recall over a grid around the default parameters, the
+// measurement the defaults were chosen by.
+func dedupSweep(eng *classifier.Engine, items []classifier.DedupItem) {
+	fmt.Printf("\n== dedup sweep\n%9s %6s %6s %7s %9s %7s\n", "threshold", "bonus", "floor", "penalty", "precision", "recall")
+	for _, th := range []float64{0.65, 0.70, 0.75, 0.80, 0.85} {
+		for _, sb := range []float64{0.3, 0.4, 0.5} {
+			for _, sf := range []float64{0.25, 0.35, 0.45} {
+				for _, pp := range []float64{0.4, 0.6, 1} {
+					p := classifier.DefaultDedupParams
+					p.Threshold, p.SenderBonus, p.SenderFloor, p.PlacePenalty = th, sb, sf, pp
+					r := eng.EvaluateDedupWith(items, p)
+					fmt.Printf("%9.2f %6.2f %6.2f %7.2f %9.3f %7.3f\n", th, sb, sf, pp, r.Precision(), r.Recall())
+				}
+			}
+		}
+	}
 }
