@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/minsheng-project/minsheng/dictionaries"
 	"github.com/minsheng-project/minsheng/internal/envelope"
 )
 
@@ -240,8 +241,16 @@ func (m *Model) indexVocab() {
 	m.idf = newRowTable(keys)
 }
 
+// modelVersion names a model by what it was made from: the training data and the dictionaries.
 func modelVersion(data []Labelled) string {
 	h := sha256.New()
+	if entries, err := dictionaries.FS.ReadDir("."); err == nil {
+		for _, e := range entries {
+			b, _ := dictionaries.FS.ReadFile(e.Name())
+			fmt.Fprintf(h, "%s\x00%d\x00", e.Name(), len(b))
+			h.Write(b)
+		}
+	}
 	for _, l := range data {
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%v\x00%s\x00%s\x00%s\n", l.ID, l.Title, l.Body, l.Valid, l.Type, l.Track, l.Area)
 	}
