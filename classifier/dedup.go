@@ -22,7 +22,7 @@ const (
 	// commonPosting: an anchor with this many recent messages is too common to look up.
 	commonPosting = postingMax / 2
 	// maxCandidates bounds the messages scored per lookup.
-	maxCandidates = 256
+	maxCandidates = 128
 	// minAnchorIDFShare: tokens whose IDF is under this share of the message's rarest token's
 	// never serve as anchors.
 	minAnchorIDFShare = 0.45
