@@ -22,10 +22,8 @@ const (
 	fnvPrime  = 1099511628211
 )
 
-func hashFeature(prefix byte, s string) uint64 {
-	h := uint64(fnvOffset)
-	h ^= uint64(prefix)
-	h *= fnvPrime
+// fnvMix folds the bytes of s into an FNV-1a hash.
+func fnvMix(h uint64, s string) uint64 {
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
 		h *= fnvPrime
@@ -33,21 +31,16 @@ func hashFeature(prefix byte, s string) uint64 {
 	return h
 }
 
+// fnvByte folds one byte into an FNV-1a hash.
+func fnvByte(h uint64, c byte) uint64 { return (h ^ uint64(c)) * fnvPrime }
+
+func hashFeature(prefix byte, s string) uint64 {
+	return fnvMix(fnvByte(fnvOffset, prefix), s)
+}
+
+// hashPair hashes two texts with a separator, as one feature.
 func hashPair(prefix byte, a, b string) uint64 {
-	h := uint64(fnvOffset)
-	h ^= uint64(prefix)
-	h *= fnvPrime
-	for i := 0; i < len(a); i++ {
-		h ^= uint64(a[i])
-		h *= fnvPrime
-	}
-	h ^= 0x1f
-	h *= fnvPrime
-	for i := 0; i < len(b); i++ {
-		h ^= uint64(b[i])
-		h *= fnvPrime
-	}
-	return h
+	return fnvMix(fnvByte(fnvMix(fnvByte(fnvOffset, prefix), a), 0x1f), b)
 }
 
 // Message is the input the engine analyses: the parts of an envelope that matter for triage.
