@@ -226,10 +226,7 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 			continue
 		}
 		n++
-		for i := 0; i < len(t.Text); i++ {
-			h ^= uint64(t.Text[i])
-			h *= fnvPrime
-		}
+		h = fnvMix(h, t.Text)
 	}
 	if n > 0 {
 		sig.exact = h
