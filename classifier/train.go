@@ -96,8 +96,9 @@ func bucket(id, salt string) uint32 {
 type TrainOptions struct {
 	Epochs int     // passes over the data; default 15
 	L2     float64 // L2 penalty per example; default 1e-5
-	// L2Grid, when set, lists penalties to choose from per task by calibration macro-F1.
-	L2Grid []float64
+	// L2Grid and RateGrid, when set, list penalties and learning rates to choose from per task
+	// by calibration macro-F1.
+	L2Grid, RateGrid []float64
 	Rate   float64 // AdaGrad learning rate; default 0.4
 	Seed   uint64  // shuffling seed; default 12345
 	MinDF  int     // features seen in fewer documents are dropped; default 2
@@ -197,37 +198,40 @@ func Train(a *Analyzer, data []Labelled, opts TrainOptions) (*Model, error) {
 		all[i] = &exs[i]
 	}
 	for t := Task(0); t < numTasks; t++ {
-		// Choose the L2 penalty by macro-F1 on the calibration part, fit the temperature there,
-		// then refit on all the training data.
+		// Choose the L2 penalty and the learning rate by macro-F1 on the calibration part, fit
+		// the temperature there, then refit on all the training data.
 		var probe *Linear
-		bestF1, bestL2 := -1.0, opts.L2
-		grid := opts.L2Grid
-		if len(grid) == 0 {
-			grid = []float64{opts.L2}
+		bestF1, best := -1.0, opts
+		l2s, rates := opts.L2Grid, opts.RateGrid
+		if len(l2s) == 0 {
+			l2s = []float64{opts.L2}
 		}
-		for _, l2 := range grid {
-			o := opts
-			o.L2 = l2
-			cand := fitLinear(len(m.Features), labelsOf[t], fitSet, t, o)
-			f1 := macroF1(cand, calSet, t)
-			fmt.Fprintf(opts.Log, "train: %s: L2 %g: calibration macro-F1 %.3f\n", t, l2, f1)
-			if f1 > bestF1 {
-				bestF1, bestL2, probe = f1, l2, cand
+		if len(rates) == 0 {
+			rates = []float64{opts.Rate}
+		}
+		for _, rate := range rates {
+			for _, l2 := range l2s {
+				o := opts
+				o.L2, o.Rate = l2, rate
+				cand := fitLinear(len(m.Features), labelsOf[t], fitSet, t, o)
+				f1 := macroF1(cand, calSet, t)
+				fmt.Fprintf(opts.Log, "train: %s: L2 %g rate %g: calibration macro-F1 %.3f\n", t, l2, rate, f1)
+				if f1 > bestF1 {
+					bestF1, best, probe = f1, o, cand
+				}
 			}
 		}
 		probe.Temp = fitTemperature(probe, calSet, t)
 		if t == TaskValidity {
 			m.InvalidThreshold = chooseInvalidThreshold(probe, calSet)
 		}
-		o := opts
-		o.L2 = bestL2
-		final := fitLinear(len(m.Features), labelsOf[t], all, t, o)
+		final := fitLinear(len(m.Features), labelsOf[t], all, t, best)
 		final.Temp = probe.Temp
 		m.Tasks[t] = final
-		fmt.Fprintf(opts.Log, "train: %s: L2 %g, temperature %.2f\n", t, bestL2, final.Temp)
+		fmt.Fprintf(opts.Log, "train: %s: L2 %g, rate %g, temperature %.2f\n", t, best.L2, best.Rate, final.Temp)
 	}
 	fmt.Fprintf(opts.Log, "train: %d examples, %d features, invalid threshold %.2f\n", len(data), len(m.Features), m.InvalidThreshold)
-	m.Version = modelVersion(data)
+	m.Version = modelVersion(data, opts)
 	m.pack()
 	return m, nil
 }
@@ -241,9 +245,11 @@ func (m *Model) indexVocab() {
 	m.idf = newRowTable(keys)
 }
 
-// modelVersion names a model by what it was made from: the training data and the dictionaries.
-func modelVersion(data []Labelled) string {
+// modelVersion names a model by what it was made from: the training data, the dictionaries and
+// the training options.
+func modelVersion(data []Labelled, opts TrainOptions) string {
 	h := sha256.New()
+	fmt.Fprintf(h, "%d %g %g %d %d %v %v\n", opts.Epochs, opts.L2, opts.Rate, opts.Seed, opts.MinDF, opts.L2Grid, opts.RateGrid)
 	if entries, err := dictionaries.FS.ReadDir("."); err == nil {
 		for _, e := range entries {
 			b, _ := dictionaries.FS.ReadFile(e.Name())
@@ -392,8 +398,12 @@ func macroF1(l *Linear, set []*example, t Task) float64 {
 	return c.MacroF1()
 }
 
-// DefaultL2Grid is the set of penalties `minsheng train` chooses from.
-var DefaultL2Grid = []float64{1e-5, 1e-4, 3e-4, 1e-3, 3e-3}
+// DefaultL2Grid and DefaultRateGrid are the penalties and learning rates `minsheng train`
+// chooses from.
+var (
+	DefaultL2Grid   = []float64{1e-5, 1e-4, 3e-4, 1e-3, 3e-3}
+	DefaultRateGrid = []float64{0.2, 0.4}
+)
 
 // classWeightPower: class weights are (N / (K·n_c))^power; 0.5 balances rare classes without
 // letting a handful of examples dominate.

@@ -67,7 +67,7 @@ func runTrain(args []string) error {
 		return err
 	}
 	t0 := time.Now()
-	m, err := classifier.Train(an, train, classifier.TrainOptions{Seed: *seed, Epochs: *epochs, L2Grid: classifier.DefaultL2Grid, Log: os.Stderr})
+	m, err := classifier.Train(an, train, classifier.TrainOptions{Seed: *seed, Epochs: *epochs, L2Grid: classifier.DefaultL2Grid, RateGrid: classifier.DefaultRateGrid, Log: os.Stderr})
 	if err != nil {
 		return err
 	}
