@@ -136,16 +136,19 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 	now := at.Unix()
 	minTime := now - int64(d.params.Window/time.Second)
 	var best *Match
-	consider := func(i int, sim float64, sameSender bool) {
+	bestScore := 0.0
+	// consider keeps the candidate with the best decision score; the match reports the content
+	// similarity alone, so a same-sender bonus never shows as text similarity.
+	consider := func(i int, score, sim float64, sameSender bool) {
 		if d.ids[i] == id || d.times[i] < minTime || d.times[i] > now+int64(d.params.Window/time.Second) {
 			return
 		}
-		if best == nil || sim > best.Similarity {
-			best = &Match{ID: d.ids[i], CaseID: d.cases[i], Similarity: sim, SameSender: sameSender}
+		if best == nil || score > bestScore {
+			best, bestScore = &Match{ID: d.ids[i], CaseID: d.cases[i], Similarity: sim, SameSender: sameSender}, score
 		}
 	}
 	if i, ok := d.exact[sig.exact]; ok && sig.exact != 0 {
-		consider(int(i), 1, sig.sender != 0 && d.senders[i] == sig.sender)
+		consider(int(i), 1, 1, sig.sender != 0 && d.senders[i] == sig.sender)
 		if best != nil {
 			return best
 		}
@@ -174,7 +177,7 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 				score += d.params.SenderBonus
 			}
 			if score >= d.params.Threshold {
-				consider(int(i), min(score, 1), sameSender)
+				consider(int(i), score, min(sim, 1), sameSender)
 			}
 		}
 	}

@@ -167,7 +167,7 @@ func (e *Engine) Triage(env *envelope.Envelope) envelope.Result {
 			res.Similarity = m.Similarity
 			why := fmt.Sprintf("与消息 %s 高度相似（相似度 %.2f），判为重复，并入案件 %s", m.ID, m.Similarity, m.CaseID)
 			if m.SameSender {
-				why += "；同一发件人再次反映"
+				why = fmt.Sprintf("同一发件人再次反映，与消息 %s 内容相近（相似度 %.2f），判为重复，并入案件 %s", m.ID, m.Similarity, m.CaseID)
 			}
 			res.Reasons = append(res.Reasons, why)
 		}

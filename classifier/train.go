@@ -99,10 +99,10 @@ type TrainOptions struct {
 	// L2Grid and RateGrid, when set, list penalties and learning rates to choose from per task
 	// by calibration macro-F1.
 	L2Grid, RateGrid []float64
-	Rate   float64 // AdaGrad learning rate; default 0.4
-	Seed   uint64  // shuffling seed; default 12345
-	MinDF  int     // features seen in fewer documents are dropped; default 2
-	Log    io.Writer
+	Rate             float64 // AdaGrad learning rate; default 0.4
+	Seed             uint64  // shuffling seed; default 12345
+	MinDF            int     // features seen in fewer documents are dropped; default 2
+	Log              io.Writer
 }
 
 func (o *TrainOptions) defaults() {
