@@ -333,34 +333,6 @@ func anchorsOf(sketch []uint32, idf func(uint32) float32) []uint32 {
 	return out
 }
 
-// Stats describe the index's size.
-type DedupStats struct {
-	Messages  int
-	Tokens    int // sketch tokens stored
-	Postings  int // posting entries
-	Keys      int // distinct anchor tokens
-	HeapBytes int // estimate of the memory the index holds
-}
-
-// Stats returns the index's size.
-func (d *Deduper) Stats() DedupStats {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := DedupStats{Messages: len(d.ids), Tokens: len(d.arena), Keys: len(d.postings)}
-	for _, p := range d.postings {
-		s.Postings += cap(p)
-	}
-	idBytes := 0
-	for i := range d.ids {
-		idBytes += len(d.ids[i]) + 32
-		if d.cases[i] != d.ids[i] {
-			idBytes += len(d.cases[i])
-		}
-	}
-	s.HeapBytes = idBytes + s.Messages*(8+4+8+4+1) + 4*cap(d.arena) + 4*s.Postings + 48*s.Keys + 24*len(d.exact)
-	return s
-}
-
 const snapshotMagic = "minsheng-dedup-v1\n"
 
 // Save writes the index: one record per message, oldest first.

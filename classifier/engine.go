@@ -209,9 +209,6 @@ func (e *Engine) LoadIndex(r io.Reader) error { return e.dedup.Load(r) }
 // IndexSize is the number of messages in the dedup index.
 func (e *Engine) IndexSize() int { return e.dedup.Len() }
 
-// IndexStats describes the dedup index's memory.
-func (e *Engine) IndexStats() DedupStats { return e.dedup.Stats() }
-
 // signatureOf builds the dedup signature of an analysed message.
 func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 	sig := &signature{}

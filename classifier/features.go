@@ -64,7 +64,6 @@ type analysed struct {
 type wordRef struct {
 	text  string
 	kind  TokenKind
-	title bool
 	hash  uint64 // hash of the word feature
 	dhash uint32 // hash of the literal token, for IDF and dedup
 }
@@ -135,7 +134,7 @@ func (a *Analyzer) extractInto(x *analysed, m Message) {
 				}
 			}
 			if dh := dedupHash(t.Text); seen.add(dh) && !lex.stop {
-				x.words = append(x.words, wordRef{text: t.Text, kind: t.Kind, title: title, hash: h, dhash: dh})
+				x.words = append(x.words, wordRef{text: t.Text, kind: t.Kind, hash: h, dhash: dh})
 			}
 		}
 	}

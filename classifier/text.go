@@ -459,12 +459,6 @@ func numberKind(s string) TokenKind {
 	return KindNumber
 }
 
-// Cues returns the labels of a token that is a cue phrase.
-func (a *Analyzer) Cues(tok string) []string { return a.lex[tok].cues }
-
-// IsStop reports whether a token is a stop word.
-func (a *Analyzer) IsStop(tok string) bool { return a.lex[tok].stop }
-
 // lexEntry is what the dictionaries say of a token.
 type lexEntry struct {
 	stop bool
