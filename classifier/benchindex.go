@@ -36,12 +36,7 @@ func BenchIndex(e *Engine, n int) IndexBench {
 		}
 		slices.Sort(sig.sketch)
 		sig.sketch = slices.Compact(sig.sketch)
-		for _, h := range sig.sketch {
-			w := e.model.IDF(h)
-			sig.weights = append(sig.weights, w)
-			sig.total += float64(w)
-		}
-		sig.anchors = anchorsOf(sig.sketch, e.model.IDF)
+		sig.weigh(e.model.IDF)
 		return sig
 	}
 	runtime.GC()

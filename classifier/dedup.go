@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -84,8 +85,9 @@ type Deduper struct {
 	exacts  []uint64
 	skOff   []uint32
 	skLen   []uint8
-	arena   []uint32 // sketches back to back
-	base    int      // doc number of ids[0]
+	totals  []float32 // the sketch's summed IDF
+	arena   []uint32  // sketches back to back
+	base    int       // doc number of ids[0]
 
 	exact    map[uint64]int32 // exact hash → newest doc number - base
 	postings map[uint32][]int32
@@ -100,7 +102,7 @@ func NewDeduper(params DedupParams, idf func(uint32) float32) *Deduper {
 }
 
 func (d *Deduper) reset() {
-	d.ids, d.cases, d.times, d.senders, d.exacts, d.skOff, d.skLen, d.arena = nil, nil, nil, nil, nil, nil, nil, nil
+	d.ids, d.cases, d.times, d.senders, d.exacts, d.skOff, d.skLen, d.totals, d.arena = nil, nil, nil, nil, nil, nil, nil, nil, nil
 	d.base = 0
 	d.exact = map[uint64]int32{}
 	d.postings = map[uint32][]int32{}
@@ -171,7 +173,7 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 			seen[i] = true
 			scored++
 			sameSender := sig.sender != 0 && d.senders[i] == sig.sender
-			sim := d.similarity(sig, d.sketchOf(int(i)))
+			sim := d.similarity(sig, d.sketchOf(int(i)), float64(d.totals[i]))
 			score := sim
 			if sameSender && sim >= d.params.SenderFloor {
 				score += d.params.SenderBonus
@@ -190,14 +192,14 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 // similarity scores two token sketches: the mean of the IDF-weighted containment of the lighter
 // one in the heavier one (a shortened SMS of a letter scores high) and their weighted Dice
 // coefficient (a different problem on the same street scores low).
-func (d *Deduper) similarity(a *signature, b []uint32) float64 {
-	var wb, inter float64
+// b is an indexed sketch and wb its summed IDF; a shared token weighs its IDF, which a's
+// weights hold.
+func (d *Deduper) similarity(a *signature, b []uint32, wb float64) float64 {
+	var inter float64
 	wa := a.total
 	i := 0
 	placesB, shared := 0, 0
 	for _, h := range b {
-		w := float64(d.idf(h))
-		wb += w
 		if h&placeBit != 0 {
 			placesB++
 		}
@@ -205,7 +207,7 @@ func (d *Deduper) similarity(a *signature, b []uint32) float64 {
 			i++
 		}
 		if i < len(a.sketch) && a.sketch[i] == h {
-			inter += w
+			inter += float64(a.weights[i])
 			if h&placeBit != 0 {
 				shared++
 			}
@@ -237,6 +239,7 @@ func (d *Deduper) add(id, caseID string, at time.Time, sig *signature) {
 	d.exacts = append(d.exacts, sig.exact)
 	d.skOff = append(d.skOff, uint32(len(d.arena)))
 	d.skLen = append(d.skLen, uint8(len(sig.sketch)))
+	d.totals = append(d.totals, float32(sig.total))
 	d.arena = append(d.arena, sig.sketch...)
 	doc := int32(n + d.base)
 	if sig.exact != 0 {
@@ -287,48 +290,47 @@ func (d *Deduper) rebuild(keep []int) {
 	d.base = newBase
 	for k, i := range keep {
 		sig := &signature{exact: exacts[i], sender: senders[i], sketch: sketches[k]}
-		sig.countPlaces()
-		sig.anchors = d.anchorsOf(sig.sketch)
+		sig.weigh(d.idf)
 		d.add(ids[i], cases[i], time.Unix(times[i], 0), sig)
 	}
 }
 
-func (d *Deduper) anchorsOf(sketch []uint32) []uint32 { return anchorsOf(sketch, d.idf) }
-
-// anchorsOf picks the rarest tokens of a sketch.
-func anchorsOf(sketch []uint32, idf func(uint32) float32) []uint32 {
-	type tw struct {
-		h uint32
-		w float32
-	}
-	ws := make([]tw, 0, len(sketch))
-	var maxW float32
-	for _, h := range sketch {
+// weigh fills in what a signature derives from its sketch: the tokens' IDF, their sum, the
+// anchors and the place count.
+func (s *signature) weigh(idf func(uint32) float32) {
+	s.weights = make([]float32, len(s.sketch))
+	ranks := make([]uint64, len(s.sketch))
+	s.total = 0
+	for i, h := range s.sketch {
 		w := idf(h)
-		ws = append(ws, tw{h, w})
-		maxW = max(maxW, w)
+		s.weights[i], ranks[i] = w, rankKey(h, w)
+		s.total += float64(w)
 	}
-	slices.SortFunc(ws, func(a, b tw) int {
-		if a.w != b.w {
-			if a.w > b.w {
-				return -1
-			}
-			return 1
-		}
-		if a.h < b.h {
-			return -1
-		}
-		if a.h > b.h {
-			return 1
-		}
-		return 0
-	})
+	slices.Sort(ranks)
+	s.anchors = anchorsOfRanked(ranks)
+	s.countPlaces()
+}
+
+// rankKey orders tokens rarest first, ties by hash, so every choice made from the order is
+// stable: sorted ascending, the keys of positive IDFs run from the highest IDF down.
+func rankKey(h uint32, w float32) uint64 { return uint64(^math.Float32bits(w))<<32 | uint64(h) }
+
+// unrank returns the token and IDF of a rank key.
+func unrank(k uint64) (h uint32, w float32) { return uint32(k), math.Float32frombits(^uint32(k >> 32)) }
+
+// anchorsOfRanked picks the anchors from sorted, distinct rank keys.
+func anchorsOfRanked(ranks []uint64) []uint32 {
 	var out []uint32
-	for _, x := range ws {
-		if len(out) == anchorMax || x.w < maxW*minAnchorIDFShare {
+	var top float32
+	for i, k := range ranks {
+		h, w := unrank(k)
+		if i == 0 {
+			top = w
+		}
+		if len(out) == anchorMax || w < top*minAnchorIDFShare {
 			break
 		}
-		out = append(out, x.h)
+		out = append(out, h)
 	}
 	return out
 }
@@ -424,8 +426,7 @@ func (d *Deduper) Load(r io.Reader) error {
 			}
 			sig.sketch[j] = uint32(h)
 		}
-		sig.anchors = d.anchorsOf(sig.sketch)
-		sig.countPlaces()
+		sig.weigh(d.idf)
 		d.add(id, caseID, time.Unix(int64(t), 0), sig)
 	}
 	return nil

@@ -3,7 +3,6 @@
 package classifier
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -228,11 +227,7 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 	if n > 0 {
 		sig.exact = h
 	}
-	type tw struct {
-		h uint32
-		w float32
-	}
-	cand := make([]tw, 0, len(x.words))
+	ranks := x.ranks[:0]
 	for _, w := range x.words {
 		if w.kind == KindNumber && len(w.text) < 3 || w.kind == KindURL {
 			continue
@@ -244,30 +239,26 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 		if w.kind == KindPlace && !CoarsePlace(w.text) {
 			h |= placeBit
 		}
-		cand = append(cand, tw{h, e.model.IDF(h)})
+		ranks = append(ranks, rankKey(h, e.model.IDF(h)))
 	}
-	if len(cand) > sketchMax {
-		// Keep the rarest tokens; ties by hash, so the choice is stable.
-		slices.SortFunc(cand, func(a, b tw) int {
-			if a.w != b.w {
-				if a.w > b.w {
-					return -1
-				}
-				return 1
-			}
-			return cmp.Compare(a.h, b.h)
-		})
-		cand = slices.CompactFunc(cand, func(a, b tw) bool { return a.h == b.h })
-		cand = cand[:min(len(cand), sketchMax)]
+	// Keep the rarest tokens; the anchors are the rarest of those.
+	slices.Sort(ranks)
+	ranks = slices.Compact(ranks)
+	ranks = ranks[:min(len(ranks), sketchMax)]
+	sig.anchors = anchorsOfRanked(ranks)
+	// The sketch is in hash order: re-key by hash and sort again.
+	for i, k := range ranks {
+		ranks[i] = k<<32 | k>>32
 	}
-	slices.SortFunc(cand, func(a, b tw) int { return cmp.Compare(a.h, b.h) })
-	cand = slices.CompactFunc(cand, func(a, b tw) bool { return a.h == b.h })
-	for _, c := range cand {
-		sig.sketch = append(sig.sketch, c.h)
-		sig.weights = append(sig.weights, c.w)
-		sig.total += float64(c.w)
+	slices.Sort(ranks)
+	sig.sketch = make([]uint32, len(ranks))
+	sig.weights = make([]float32, len(ranks))
+	for i, k := range ranks {
+		h, w := unrank(k<<32 | k>>32)
+		sig.sketch[i], sig.weights[i] = h, w
+		sig.total += float64(w)
 	}
-	sig.anchors = anchorsOf(sig.sketch, e.model.IDF)
+	x.ranks = ranks
 	sig.countPlaces()
 	return sig
 }

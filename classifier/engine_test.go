@@ -64,6 +64,37 @@ func TestAnalyzePatterns(t *testing.T) {
 	}
 }
 
+// TestSegmentMatchesCut checks that the analyzer's offset-based words are exactly gse's Cut
+// of the same normalized text, over every message of the corpus.
+func TestSegmentMatchesCut(t *testing.T) {
+	a := newTestEngine(t).Analyzer()
+	files, _ := filepath.Glob("../testdata/corpus/*.jsonl")
+	n := 0
+	for _, f := range files {
+		data, err := ReadCorpus(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range data {
+			for _, text := range []string{l.Title, l.Body, "ABC混合Text，１２３ＸＹＺ\x00\xff尾"} {
+				norm, _ := a.Normalize(text)
+				var got []string
+				for _, sg := range a.seg.Segment([]byte(norm)) {
+					got = append(got, norm[sg.Start():sg.End()])
+				}
+				want := a.Segment(norm)
+				if strings.Join(got, "|") != strings.Join(want, "|") {
+					t.Fatalf("%s: offsets give %q, Cut gives %q", l.ID, got, want)
+				}
+				n++
+			}
+		}
+	}
+	if n < 10000 {
+		t.Fatalf("only %d texts compared", n)
+	}
+}
+
 func TestTraditionalIsNormalized(t *testing.T) {
 	a := newTestEngine(t).Analyzer()
 	an := a.Analyze("關於小區噪音擾民問題，請儘快處理")

@@ -56,9 +56,10 @@ type analysed struct {
 	words []wordRef
 	cues  []cueHit
 	// Reused buffers.
-	seen hashSet
-	set  []uint64
-	vec  sparse
+	seen  hashSet
+	set   []uint64
+	ranks []uint64
+	vec   sparse
 }
 
 type wordRef struct {
@@ -126,7 +127,7 @@ func (a *Analyzer) extractInto(x *analysed, m Message) {
 				feats = append(feats, hashPair(fBigram, prev, wf))
 			}
 			prev = wf
-			lex := a.lex[t.Text]
+			lex := &a.lexTab[t.lex]
 			if lex.cues != nil {
 				for _, l := range lex.cues {
 					feats = append(feats, hashFeature(fCue, l))

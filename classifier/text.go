@@ -38,6 +38,7 @@ var placeholders = [...]string{KindNumber: "<NUM>", KindPhone: "<PHONE>", KindID
 type Token struct {
 	Text string
 	Kind TokenKind
+	lex  int32 // index of the token's entry in the analyzer's lexicon; 0 for none
 }
 
 // Analysis is a message after normalization and segmentation.
@@ -55,16 +56,17 @@ type Analysis struct {
 type Analyzer struct {
 	seg       gse.Segmenter
 	t2s       *opencc.OpenCC
-	tradRunes []uint64            // bitset over the CJK Unified Ideographs block: runes t2s changes
-	lex       map[string]lexEntry // stop words and cue phrases, one look-up per token
-	suffix    map[string]string   // pattern suffix -> kind
+	tradRunes []uint64 // bitset over the CJK Unified Ideographs block: runes t2s changes
+	// The lexicon: stop words, cue phrases and pattern suffixes, looked up once per gse word.
+	lexIdx map[string]int32
+	lexTab []lexEntry // lexTab[0] is the empty entry
 }
 
 const cjkFirst, cjkLast = 0x4E00, 0x9FFF
 
 // NewAnalyzer loads gse's embedded Simplified dictionary plus the project dictionaries.
 func NewAnalyzer() (*Analyzer, error) {
-	a := &Analyzer{lex: map[string]lexEntry{}, suffix: map[string]string{}}
+	a := &Analyzer{lexIdx: map[string]int32{}, lexTab: []lexEntry{{}}}
 	var wg sync.WaitGroup
 	var ccErr error
 	wg.Add(1)
@@ -139,18 +141,15 @@ func (a *Analyzer) loadSegmenter() error {
 			return fmt.Errorf("want phrase<TAB>label")
 		}
 		p := strings.ToLower(f[0])
-		e := a.lex[p]
+		e := a.entry(p)
 		e.cues = append(e.cues, f[1])
-		a.lex[p] = e
 		addWord(p, 1000, "cue")
 		return nil
 	}); err != nil {
 		return err
 	}
 	if err := eachLine("stopwords.txt", func(f []string) error {
-		e := a.lex[f[0]]
-		e.stop = true
-		a.lex[f[0]] = e
+		a.entry(f[0]).stop = true
 		return nil
 	}); err != nil {
 		return err
@@ -159,13 +158,31 @@ func (a *Analyzer) loadSegmenter() error {
 		if len(f) != 2 {
 			return fmt.Errorf("want kind<TAB>suffix")
 		}
-		a.suffix[f[1]] = f[0]
+		k, ok := suffixKinds[f[0]]
+		if !ok {
+			return fmt.Errorf("unknown pattern kind %q", f[0])
+		}
+		a.entry(f[1]).suffix = k
 		return nil
 	}); err != nil {
 		return err
 	}
 	return a.seg.LoadDictEmbed("zh_s")
 }
+
+// entry returns the lexicon entry of w, adding an empty one if there is none.
+func (a *Analyzer) entry(w string) *lexEntry {
+	i, ok := a.lexIdx[w]
+	if !ok {
+		i = int32(len(a.lexTab))
+		a.lexIdx[w] = i
+		a.lexTab = append(a.lexTab, lexEntry{})
+	}
+	return &a.lexTab[i]
+}
+
+// lookup returns the lexicon index of w (0 when the dictionaries say nothing of it).
+func (a *Analyzer) lookup(w string) int32 { return a.lexIdx[w] }
 
 // eachLine calls fn with the tab- or space-separated fields of each non-comment line of a
 // dictionary file.
@@ -267,21 +284,40 @@ func (a *Analyzer) Analyze(s string) Analysis { return a.analyzeInto(nil, s) }
 
 // analyzeInto is Analyze appending the tokens to toks.
 func (a *Analyzer) analyzeInto(toks []Token, s string) Analysis {
-	norm, trad := a.Normalize(s)
-	an := Analysis{Norm: norm, Traditional: trad}
-	for _, r := range norm {
-		an.Runes++
+	an := Analysis{Norm: s}
+	if !a.count(&an, true) { // one pass for the common case: nothing to normalize
+		norm, trad := a.Normalize(s)
+		an = Analysis{Norm: norm, Traditional: trad}
+		a.count(&an, false)
+	}
+	an.Tokens = a.tokenize(an.Norm, toks)
+	return an
+}
+
+// count counts the characters of an.Norm. With check, it stops and reports false at the first
+// character Normalize would change.
+func (a *Analyzer) count(an *Analysis, check bool) bool {
+	for _, r := range an.Norm {
 		switch {
 		case r >= cjkFirst && r <= cjkLast:
+			if check && a.isTrad(r) {
+				return false
+			}
 			an.CJK++
 		case 'a' <= r && r <= 'z':
 			an.Letters++
 		case '0' <= r && r <= '9':
 			an.Digits++
+		case r < utf8.RuneSelf:
+			if check && ('A' <= r && r <= 'Z' || r < ' ' && r != '\n' || r == 0x7f) {
+				return false
+			}
+		case check && (r == utf8.RuneError || r >= 0xFF01 && r <= 0xFF5E || r == 0x3000 || r < 0xA0):
+			return false
 		}
+		an.Runes++
 	}
-	an.Tokens = a.tokenize(norm, toks)
-	return an
+	return true
 }
 
 // tokenize splits out URLs, segments the rest with gse and merges pattern tokens.
@@ -317,11 +353,14 @@ func (a *Analyzer) segment(s string, out []Token) []Token {
 		return out
 	}
 	start := len(out)
-	for _, w := range a.seg.Cut(s) {
+	// Segment gives byte offsets into s, so each word is a substring of s: Cut would join each
+	// word's characters into a new string. s is lower-cased already, as Cut's words are.
+	for _, sg := range a.seg.Segment([]byte(s)) {
+		w := s[sg.Start():sg.End()]
 		if w == "" || w[0] <= ' ' && strings.TrimSpace(w) == "" {
 			continue
 		}
-		out = append(out, Token{Text: w, Kind: classify(w)})
+		out = append(out, Token{Text: w, Kind: classify(w), lex: a.lookup(w)})
 	}
 	return a.mergePatterns(out, start)
 }
@@ -383,26 +422,33 @@ func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
 				text += toks[j].Text
 				j++
 			}
-			t = Token{Text: text, Kind: numberKind(text)}
-			i = j - 1
-			if i+1 < len(toks) && a.suffix[toks[i+1].Text] == "amount" && t.Kind == KindNumber {
-				t = Token{Text: t.Text + toks[i+1].Text, Kind: KindAmount}
-				i++
-			} else if i+1 < len(toks) && (a.suffix[toks[i+1].Text] == "number" || a.suffix[toks[i+1].Text] == "admin") && t.Kind == KindNumber {
-				t = Token{Text: t.Text + toks[i+1].Text, Kind: KindPlace}
-				i++
+			if j > i+1 {
+				t = Token{Text: text, Kind: numberKind(text), lex: a.lookup(text)}
+			} else {
+				t.Kind = numberKind(text)
 			}
-		} else if t.Kind == KindWord && i+1 < len(toks) {
-			next := toks[i+1].Text
-			switch a.suffix[next] {
-			case "admin":
-				if isASCIIAlnum(t.Text) { // anonymised "a 市", "a3 区"
-					t = Token{Text: t.Text + next, Kind: KindPlace}
+			i = j - 1
+			if t.Kind == KindNumber && i+1 < len(toks) {
+				switch a.lexTab[toks[i+1].lex].suffix {
+				case sufAmount:
+					t = a.joined(t.Text+toks[i+1].Text, KindAmount)
+					i++
+				case sufNumber, sufAdmin:
+					t = a.joined(t.Text+toks[i+1].Text, KindPlace)
 					i++
 				}
-			case "road":
-				if utf8.RuneCountInString(t.Text) >= 2 && !a.lex[t.Text].stop {
-					t = Token{Text: t.Text + next, Kind: KindPlace}
+			}
+		} else if t.Kind == KindWord && i+1 < len(toks) {
+			next := toks[i+1]
+			switch a.lexTab[next.lex].suffix {
+			case sufAdmin:
+				if isASCIIAlnum(t.Text) { // anonymised "a 市", "a3 区"
+					t = a.joined(t.Text+next.Text, KindPlace)
+					i++
+				}
+			case sufRoad:
+				if utf8.RuneCountInString(t.Text) >= 2 && !a.lexTab[t.lex].stop {
+					t = a.joined(t.Text+next.Text, KindPlace)
 					i++
 				}
 			}
@@ -413,7 +459,7 @@ func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
 		}
 		// A place followed by a house number: "人民路" "128号".
 		if t.Kind == KindPlace && w > start && toks[w-1].Kind == KindPlace && strings.HasSuffix(t.Text, "号") {
-			toks[w-1].Text += t.Text
+			toks[w-1] = a.joined(toks[w-1].Text+t.Text, KindPlace)
 			continue
 		}
 		toks[w] = t
@@ -424,18 +470,25 @@ func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
 
 // isPlaceWord reports whether a word of three or more runes ends in a road or place suffix.
 func (a *Analyzer) isPlaceWord(w string) bool {
-	if utf8.RuneCountInString(w) < 3 {
+	runes := utf8.RuneCountInString(w)
+	if runes < 3 {
 		return false
 	}
-	for _, n := range [...]int{1, 2} {
-		r := []rune(w)
-		if len(r) > n+1 {
-			if k := a.suffix[string(r[len(r)-n:])]; k == "road" || k == "admin" && n == 2 {
-				return true
-			}
-		}
+	_, n1 := utf8.DecodeLastRuneInString(w)
+	if a.lexTab[a.lookup(w[len(w)-n1:])].suffix == sufRoad {
+		return true
 	}
-	return false
+	if runes < 4 {
+		return false
+	}
+	_, n2 := utf8.DecodeLastRuneInString(w[:len(w)-n1])
+	k := a.lexTab[a.lookup(w[len(w)-n1-n2:])].suffix
+	return k == sufRoad || k == sufAdmin
+}
+
+// joined is a token made of merged segments, with its own lexicon entry.
+func (a *Analyzer) joined(text string, kind TokenKind) Token {
+	return Token{Text: text, Kind: kind, lex: a.lookup(text)}
 }
 
 // CoarsePlace reports whether a place token names a whole province, city, district or county,
@@ -461,9 +514,23 @@ func numberKind(s string) TokenKind {
 
 // lexEntry is what the dictionaries say of a token.
 type lexEntry struct {
-	stop bool
-	cues []string // labels of the cue phrase
+	stop   bool
+	suffix suffixKind
+	cues   []string // labels of the cue phrase
 }
+
+// suffixKind says what a pattern suffix (patterns.txt) makes of the token before it.
+type suffixKind uint8
+
+const (
+	sufNone   suffixKind = iota
+	sufAmount            // 元, 万元: a number before it is an amount
+	sufNumber            // 号, 栋, 室: a number before it is a numbered place
+	sufAdmin             // 市, 区, 县: an administrative area
+	sufRoad              // 路, 街, 小区: a road or estate
+)
+
+var suffixKinds = map[string]suffixKind{"amount": sufAmount, "number": sufNumber, "admin": sufAdmin, "road": sufRoad}
 
 // Segment is plain gse segmentation of s, the baseline the triage benchmark compares against.
 func (a *Analyzer) Segment(s string) []string { return a.seg.Cut(s) }
