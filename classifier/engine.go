@@ -371,7 +371,7 @@ func (e *Engine) wordRows(x *analysed) []int32 {
 	for i, w := range x.words {
 		rows[i] = -1
 		if w.kind == KindWord && len(w.text) > 3 { // two or more CJK runes, or a longer word
-			rows[i] = e.model.vocab.get(w.hash)
+			rows[i] = e.model.prow.get(w.hash)
 		}
 	}
 	return rows
@@ -381,7 +381,6 @@ func (e *Engine) wordRows(x *analysed) []int32 {
 // largest weights of the class over the mean of the task's classes.
 func (e *Engine) keywords(x *analysed, rows []int32, t Task, c int, n int) []string {
 	m := e.model
-	width, off, k := m.stride, m.offset[t], m.Tasks[t].K()
 	type kv struct {
 		w string
 		s float32
@@ -391,12 +390,7 @@ func (e *Engine) keywords(x *analysed, rows []int32, t Task, c int, n int) []str
 		if r < 0 {
 			continue
 		}
-		row := m.packed[int(r)*width+off : int(r)*width+off+k]
-		var mean float32
-		for _, x := range row {
-			mean += x
-		}
-		s := row[c] - mean/float32(k)
+		s := m.weight(r, t, c) // centred: for c over the other classes
 		if s <= 0 || len(top) == n && s <= top[n-1].s {
 			continue
 		}

@@ -220,17 +220,22 @@ func (m *Model) vectorizeInto(x sparse, feats []uint64) sparse {
 	x.rows, x.vals = x.rows[:0], x.vals[:0]
 	var norm float64
 	for _, h := range feats {
-		if r := m.vocab.get(h); r >= 0 {
-			var w float32
-			if m.packed != nil {
-				w = m.packed[int(r)*m.stride+m.offset[numTasks]] // the IDF, beside the weights
-			} else {
-				w = m.FeatureIDF[r] // training, before the weights exist
+		var r int32
+		var w float32
+		if m.packed != nil {
+			if r = m.prow.get(h); r < 0 {
+				continue
 			}
-			x.rows = append(x.rows, r)
-			x.vals = append(x.vals, w)
-			norm += float64(w * w)
+			w = m.packed[int(r)*m.stride+m.offset[numTasks]] // the IDF, beside the weights
+		} else {
+			if r = m.vocab.get(h); r < 0 {
+				continue
+			}
+			w = m.FeatureIDF[r] // training, before the weights exist
 		}
+		x.rows = append(x.rows, r)
+		x.vals = append(x.vals, w)
+		norm += float64(w * w)
 	}
 	if norm > 0 {
 		inv := float32(1 / math.Sqrt(norm))

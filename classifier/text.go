@@ -230,26 +230,39 @@ func (a *Analyzer) Normalize(s string) (norm string, traditional bool) {
 	var b strings.Builder
 	b.Grow(len(s))
 	trad := 0
-	for _, r := range s {
-		switch {
-		case r == utf8.RuneError:
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf { // ASCII: fold case, blank out controls
+			switch {
+			case 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			case c < ' ' && c != '\n' || c == 0x7f:
+				c = ' '
+			}
+			b.WriteByte(c)
+			i++
 			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError: // invalid bytes and U+FFFD are dropped
 		case r >= 0xFF01 && r <= 0xFF5E: // full-width ASCII
 			r -= 0xFEE0
-		case r == 0x3000:
-			r = ' '
-		}
-		if r < utf8.RuneSelf {
 			if 'A' <= r && r <= 'Z' {
 				r += 'a' - 'A'
 			}
-		} else if a.isTrad(r) {
-			trad++
+			b.WriteByte(byte(r))
+		case r == 0x3000:
+			b.WriteByte(' ')
+		case r < 0xA0: // C1 controls
+			b.WriteByte(' ')
+		default:
+			if a.isTrad(r) {
+				trad++
+			}
+			b.WriteString(s[i : i+size])
 		}
-		if unicode.IsControl(r) && r != '\n' {
-			r = ' '
-		}
-		b.WriteRune(r)
+		i += size
 	}
 	norm = b.String()
 	// A few variant characters turn up in Simplified text too (著, 乾 …); convert only text in
