@@ -51,7 +51,7 @@ type Model struct {
 
 	vocab rowTable // feature hash → row of Features and the tasks' W
 	prow  rowTable // feature hash → row of packed
-	idf   rowTable // token dedup hash → index in IDFVals
+	idf   idfTable // token dedup hash → IDF
 	// packed holds every task's weights of a row side by side (row*width + offset[task] + class),
 	// so scoring a message touches one cache line per feature instead of one per task.
 	packed []float32
@@ -258,8 +258,8 @@ func (m *Model) Save(w io.Writer) error {
 
 // IDF returns the inverse document frequency of a token's dedup hash.
 func (m *Model) IDF(h uint32) float32 {
-	if i := m.idf.get(uint64(h &^ placeBit)); i >= 0 {
-		return m.IDFVals[i]
+	if w, ok := m.idf.get(h &^ placeBit); ok {
+		return w
 	}
 	return m.DefaultIDF
 }

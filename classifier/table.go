@@ -51,3 +51,49 @@ func (t *rowTable) get(k uint64) int32 {
 		}
 	}
 }
+
+// idfTable maps 32-bit token hashes to their IDF: open addressing with linear probing, at most
+// half full, the whole key and the value side by side, so a look-up is one cache line.
+type idfTable struct {
+	slots []idfSlot
+	shift uint
+}
+
+// idfSlot keeps key+1, so that zero marks an empty slot.
+type idfSlot struct {
+	key uint32
+	idf float32
+}
+
+func newIDFTable(keys []uint32, vals []float32) idfTable {
+	size, shift := 2, uint(31)
+	for size < 2*len(keys) {
+		size *= 2
+		shift--
+	}
+	t := idfTable{slots: make([]idfSlot, size), shift: shift}
+	for i, k := range keys {
+		j := (k * 2654435761) >> t.shift
+		for t.slots[j].key != 0 && t.slots[j].key != k+1 {
+			j = (j + 1) & uint32(size-1)
+		}
+		t.slots[j] = idfSlot{k + 1, vals[i]}
+	}
+	return t
+}
+
+// get returns the IDF of a token hash, if the table has it.
+func (t *idfTable) get(k uint32) (float32, bool) {
+	if len(t.slots) == 0 {
+		return 0, false
+	}
+	mask := uint32(len(t.slots) - 1)
+	for j := (k * 2654435761) >> t.shift; ; j = (j + 1) & mask {
+		switch s := &t.slots[j]; s.key {
+		case 0:
+			return 0, false
+		case k + 1:
+			return s.idf, true
+		}
+	}
+}

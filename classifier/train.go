@@ -238,11 +238,7 @@ func Train(a *Analyzer, data []Labelled, opts TrainOptions) (*Model, error) {
 
 func (m *Model) indexVocab() {
 	m.vocab = newRowTable(m.Features)
-	keys := make([]uint64, len(m.IDFKeys))
-	for i, h := range m.IDFKeys {
-		keys[i] = uint64(h)
-	}
-	m.idf = newRowTable(keys)
+	m.idf = newIDFTable(m.IDFKeys, m.IDFVals)
 }
 
 // modelVersion names a model by what it was made from: the training data, the dictionaries and
