@@ -156,7 +156,8 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 		}
 	}
 	// Candidates: earlier messages sharing an anchor token, newest first, at most maxCandidates.
-	seen := map[int32]bool{}
+	var seenBuf [maxCandidates]int32
+	seen := seenBuf[:0] // the candidates scored so far (at most maxCandidates)
 	scored := 0
 	for _, a := range sig.anchors {
 		p := d.postings[a]
@@ -167,10 +168,10 @@ func (d *Deduper) find(id string, at time.Time, sig *signature) *Match {
 		}
 		for k := len(p) - 1; k >= 0 && scored < maxCandidates; k-- {
 			i := p[k] - int32(d.base)
-			if i < 0 || seen[i] {
+			if i < 0 || slices.Contains(seen, i) {
 				continue
 			}
-			seen[i] = true
+			seen = append(seen, i)
 			scored++
 			sameSender := sig.sender != 0 && d.senders[i] == sig.sender
 			sim := d.similarity(sig, d.sketchOf(int(i)), float64(d.totals[i]))

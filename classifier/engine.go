@@ -385,7 +385,11 @@ func (e *Engine) keywords(x *analysed, rows []int32, t Task, c int, n int) []str
 		w string
 		s float32
 	}
-	top := make([]kv, 0, n+1)
+	var buf [8]kv
+	top := buf[:0]
+	if n+1 > len(buf) {
+		top = make([]kv, 0, n+1)
+	}
 	for i, r := range rows {
 		if r < 0 {
 			continue
