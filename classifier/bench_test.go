@@ -64,3 +64,23 @@ func BenchmarkLoad(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPaired times segmentation and triage of each message in turn (PairedBench) and
+// reports the triage rate as a share of the segmentation-only rate ("triage/seg-%"). Run it
+// with -cpu 1 -benchtime 5x.
+func BenchmarkPaired(b *testing.B) {
+	e := newTestEngine(b)
+	data := benchMessages(b)
+	b.SetBytes(0) // an op is a whole round; the rates are reported below
+	b.ResetTimer()
+	var p PairedTimes
+	for i := 0; i < b.N; i++ { // one op is a round over all the messages
+		r := PairedBench(e, data, 1)
+		p.Messages += r.Messages
+		p.Segment += r.Segment
+		p.Triage += r.Triage
+	}
+	b.ReportMetric(100*p.Ratio(), "triage/seg-%")
+	b.ReportMetric(float64(p.Messages)/p.Triage.Seconds(), "triage-msg/s")
+	b.ReportMetric(float64(p.Messages)/p.Segment.Seconds(), "seg-msg/s")
+}
