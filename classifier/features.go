@@ -34,14 +34,28 @@ func fnvMix(h uint64, s string) uint64 {
 // fnvByte folds one byte into an FNV-1a hash.
 func fnvByte(h uint64, c byte) uint64 { return (h ^ uint64(c)) * fnvPrime }
 
-func hashFeature(prefix byte, s string) uint64 {
-	return fnvMix(fnvByte(fnvOffset, prefix), s)
+// textHash is the FNV-1a hash of a text. A token's is computed once, at segmentation; the
+// hashes of its features derive from it without reading the text again.
+func textHash(s string) uint64 { return fnvMix(fnvOffset, s) }
+
+// mix64 is a 64-bit finalizer (MurmurHash3's fmix64): every input bit reaches every output bit.
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }
 
-// hashPair hashes two texts with a separator, as one feature.
-func hashPair(prefix byte, a, b string) uint64 {
-	return fnvMix(fnvByte(fnvMix(fnvByte(fnvOffset, prefix), a), 0x1f), b)
-}
+// featureOf is the feature hash of a text hash under a prefix.
+func featureOf(prefix byte, th uint64) uint64 { return mix64(th ^ uint64(prefix)*0x9E3779B97F4A7C15) }
+
+// hashFeature is the feature hash of a text under a prefix.
+func hashFeature(prefix byte, s string) uint64 { return featureOf(prefix, textHash(s)) }
+
+// pairOf is the feature hash of two text hashes in order, as one feature.
+func pairOf(prefix byte, a, b uint64) uint64 { return featureOf(prefix, mix64(a)^b) }
 
 // Message is the input the engine analyses: the parts of an envelope that matter for triage.
 type Message struct {
@@ -69,8 +83,8 @@ type wordRef struct {
 	dhash uint32 // hash of the literal token, for IDF and dedup
 }
 
-// dedupHash is the hash de-duplication and IDF know a token by.
-func dedupHash(text string) uint32 { return uint32(hashFeature('d', text)) &^ placeBit }
+// dedupHash is the hash de-duplication and IDF know a token by, from its text hash.
+func dedupHash(th uint64) uint32 { return uint32(featureOf('d', th)) &^ placeBit }
 
 // placeBit marks, in dedup sketches, the tokens that name a place (an address, road or
 // numbered place); IDF look-ups mask it off.
@@ -80,16 +94,25 @@ type cueHit struct {
 	phrase, label string
 }
 
-// wordFeature is the feature text of a token: the token itself, or its placeholder.
-func wordFeature(t Token) string {
-	if int(t.Kind) < len(placeholders) && placeholders[t.Kind] != "" {
-		return placeholders[t.Kind]
+// wordFeature is the text hash of a token's feature text: the token itself, or its
+// placeholder.
+func wordFeature(t Token) uint64 {
+	if int(t.Kind) < len(placeholderHashes) && placeholderHashes[t.Kind] != 0 {
+		return placeholderHashes[t.Kind]
 	}
-	if t.Kind == KindPlace {
-		return "<PLACE>"
-	}
-	return t.Text
+	return t.h
 }
+
+// placeholderHashes are the text hashes of the placeholders, by token kind.
+var placeholderHashes = func() (out [KindPunct + 1]uint64) {
+	for k, p := range placeholders {
+		if p != "" {
+			out[k] = textHash(p)
+		}
+	}
+	out[KindPlace] = textHash("<PLACE>")
+	return out
+}()
 
 // extract builds the feature set of a message.
 func (a *Analyzer) extract(m Message) *analysed {
@@ -111,22 +134,23 @@ func (a *Analyzer) extractInto(x *analysed, m Message) {
 	x.seen = resetHashSet(x.seen, len(x.title.Tokens)+len(x.body.Tokens))
 	seen := x.seen
 	addTokens := func(toks []Token, title bool) {
-		prev := ""
+		var prev uint64
+		havePrev := false
 		for _, t := range toks {
 			if t.Kind == KindPunct {
-				prev = ""
+				havePrev = false
 				continue
 			}
 			wf := wordFeature(t)
-			h := hashFeature(fWord, wf)
+			h := featureOf(fWord, wf)
 			feats = append(feats, h)
 			if title {
-				feats = append(feats, hashFeature(fTitle, wf))
+				feats = append(feats, featureOf(fTitle, wf))
 			}
-			if prev != "" {
-				feats = append(feats, hashPair(fBigram, prev, wf))
+			if havePrev {
+				feats = append(feats, pairOf(fBigram, prev, wf))
 			}
-			prev = wf
+			prev, havePrev = wf, true
 			lex := &a.lexTab[t.lex]
 			if lex.cues != nil {
 				for _, l := range lex.cues {
@@ -134,7 +158,7 @@ func (a *Analyzer) extractInto(x *analysed, m Message) {
 					x.cues = append(x.cues, cueHit{t.Text, l})
 				}
 			}
-			if dh := dedupHash(t.Text); seen.add(dh) && !lex.stop {
+			if dh := dedupHash(t.h); seen.add(dh) && !lex.stop {
 				x.words = append(x.words, wordRef{text: t.Text, kind: t.Kind, hash: h, dhash: dh})
 			}
 		}

@@ -38,7 +38,8 @@ var placeholders = [...]string{KindNumber: "<NUM>", KindPhone: "<PHONE>", KindID
 type Token struct {
 	Text string
 	Kind TokenKind
-	lex  int32 // index of the token's entry in the analyzer's lexicon; 0 for none
+	lex  int32  // index of the token's entry in the analyzer's lexicon; 0 for none
+	h    uint64 // textHash(Text): every feature and dedup hash of the token derives from it
 }
 
 // Analysis is a message after normalization and segmentation.
@@ -58,8 +59,9 @@ type Analyzer struct {
 	t2s       *opencc.OpenCC
 	tradRunes []uint64 // bitset over the CJK Unified Ideographs block: runes t2s changes
 	// The lexicon: stop words, cue phrases and pattern suffixes, looked up once per gse word.
-	lexIdx map[string]int32
-	lexTab []lexEntry // lexTab[0] is the empty entry
+	lexIdx  map[string]int32 // while loading
+	lexTab  []lexEntry       // lexTab[0] is the empty entry
+	lexHash lexTable         // look-up by the token's text hash, built once loaded
 }
 
 const cjkFirst, cjkLast = 0x4E00, 0x9FFF
@@ -75,6 +77,7 @@ func NewAnalyzer() (*Analyzer, error) {
 		ccErr = a.loadConverter()
 	}()
 	err := a.loadSegmenter()
+	a.lexHash = newLexTable(a.lexIdx)
 	wg.Wait()
 	if err != nil {
 		return nil, err
@@ -176,13 +179,52 @@ func (a *Analyzer) entry(w string) *lexEntry {
 	if !ok {
 		i = int32(len(a.lexTab))
 		a.lexIdx[w] = i
-		a.lexTab = append(a.lexTab, lexEntry{})
+		a.lexTab = append(a.lexTab, lexEntry{word: w})
 	}
 	return &a.lexTab[i]
 }
 
-// lookup returns the lexicon index of w (0 when the dictionaries say nothing of it).
-func (a *Analyzer) lookup(w string) int32 { return a.lexIdx[w] }
+// lookup returns the lexicon index of w, whose text hash is h (0 when the dictionaries say
+// nothing of it).
+func (a *Analyzer) lookup(w string, h uint64) int32 {
+	if i := a.lexHash.get(h); i > 0 && a.lexTab[i].word == w {
+		return i
+	}
+	return 0
+}
+
+// lexTable maps text hashes to lexicon indexes: open addressing, at most half full.
+type lexTable struct {
+	hashes []uint64
+	idx    []int32
+}
+
+func newLexTable(words map[string]int32) lexTable {
+	size := 16
+	for size < 2*len(words) {
+		size *= 2
+	}
+	t := lexTable{hashes: make([]uint64, size), idx: make([]int32, size)}
+	for w, i := range words {
+		h := textHash(w)
+		j := mix64(h) & uint64(size-1)
+		for t.idx[j] != 0 {
+			j = (j + 1) & uint64(size-1)
+		}
+		t.hashes[j], t.idx[j] = h, i
+	}
+	return t
+}
+
+// get returns the index stored under h, or 0.
+func (t *lexTable) get(h uint64) int32 {
+	mask := uint64(len(t.hashes) - 1)
+	for j := mix64(h) & mask; ; j = (j + 1) & mask {
+		if t.idx[j] == 0 || t.hashes[j] == h {
+			return t.idx[j]
+		}
+	}
+}
 
 // eachLine calls fn with the tab- or space-separated fields of each non-comment line of a
 // dictionary file.
@@ -345,7 +387,7 @@ func (a *Analyzer) tokenize(s string, out []Token) []Token {
 		for j < len(s) && s[j] > ' ' && s[j] < utf8.RuneSelf {
 			j++
 		}
-		out = append(out, Token{Text: s[i:j], Kind: KindURL})
+		out = append(out, Token{Text: s[i:j], Kind: KindURL, h: textHash(s[i:j])})
 		s = s[j:]
 	}
 	return out
@@ -373,7 +415,8 @@ func (a *Analyzer) segment(s string, out []Token) []Token {
 		if w == "" || w[0] <= ' ' && strings.TrimSpace(w) == "" {
 			continue
 		}
-		out = append(out, Token{Text: w, Kind: classify(w), lex: a.lookup(w)})
+		h := textHash(w)
+		out = append(out, Token{Text: w, Kind: classify(w), lex: a.lookup(w, h), h: h})
 	}
 	return a.mergePatterns(out, start)
 }
@@ -436,7 +479,7 @@ func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
 				j++
 			}
 			if j > i+1 {
-				t = Token{Text: text, Kind: numberKind(text), lex: a.lookup(text)}
+				t = a.joined(text, numberKind(text))
 			} else {
 				t.Kind = numberKind(text)
 			}
@@ -488,20 +531,22 @@ func (a *Analyzer) isPlaceWord(w string) bool {
 		return false
 	}
 	_, n1 := utf8.DecodeLastRuneInString(w)
-	if a.lexTab[a.lookup(w[len(w)-n1:])].suffix == sufRoad {
+	if s := w[len(w)-n1:]; a.lexTab[a.lookup(s, textHash(s))].suffix == sufRoad {
 		return true
 	}
 	if runes < 4 {
 		return false
 	}
 	_, n2 := utf8.DecodeLastRuneInString(w[:len(w)-n1])
-	k := a.lexTab[a.lookup(w[len(w)-n1-n2:])].suffix
+	s := w[len(w)-n1-n2:]
+	k := a.lexTab[a.lookup(s, textHash(s))].suffix
 	return k == sufRoad || k == sufAdmin
 }
 
 // joined is a token made of merged segments, with its own lexicon entry.
 func (a *Analyzer) joined(text string, kind TokenKind) Token {
-	return Token{Text: text, Kind: kind, lex: a.lookup(text)}
+	h := textHash(text)
+	return Token{Text: text, Kind: kind, lex: a.lookup(text, h), h: h}
 }
 
 // CoarsePlace reports whether a place token names a whole province, city, district or county,
@@ -527,6 +572,7 @@ func numberKind(s string) TokenKind {
 
 // lexEntry is what the dictionaries say of a token.
 type lexEntry struct {
+	word   string
 	stop   bool
 	suffix suffixKind
 	cues   []string // labels of the cue phrase
