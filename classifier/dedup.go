@@ -441,3 +441,40 @@ func (s *signature) countPlaces() {
 		}
 	}
 }
+
+// selectSmallest reorders v so that its k smallest values come first, in no particular order
+// (quickselect, median-of-three pivots): the sketch needs the rarest tokens, not all of them
+// sorted.
+func selectSmallest(v []uint64, k int) {
+	lo, hi := 0, len(v)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// Median of three to v[hi].
+		if v[mid] < v[lo] {
+			v[mid], v[lo] = v[lo], v[mid]
+		}
+		if v[hi] < v[lo] {
+			v[hi], v[lo] = v[lo], v[hi]
+		}
+		if v[mid] < v[hi] {
+			v[mid], v[hi] = v[hi], v[mid]
+		}
+		pivot := v[hi]
+		p := lo
+		for i := lo; i < hi; i++ {
+			if v[i] < pivot {
+				v[i], v[p] = v[p], v[i]
+				p++
+			}
+		}
+		v[p], v[hi] = v[hi], v[p]
+		switch {
+		case p == k || p == k-1:
+			return
+		case p < k:
+			lo = p + 1
+		default:
+			hi = p - 1
+		}
+	}
+}

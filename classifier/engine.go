@@ -242,9 +242,12 @@ func (e *Engine) signatureOf(x *analysed, sender string) *signature {
 		ranks = append(ranks, rankKey(h, e.model.IDF(h)))
 	}
 	// Keep the rarest tokens; the anchors are the rarest of those.
+	if len(ranks) > sketchMax {
+		selectSmallest(ranks, sketchMax)
+		ranks = ranks[:sketchMax]
+	}
 	slices.Sort(ranks)
 	ranks = slices.Compact(ranks)
-	ranks = ranks[:min(len(ranks), sketchMax)]
 	sig.anchors = anchorsOfRanked(ranks)
 	// The sketch is in hash order: re-key by hash and sort again.
 	for i, k := range ranks {

@@ -2,6 +2,7 @@ package classifier
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -57,5 +58,25 @@ func TestRowTable(t *testing.T) {
 	}
 	if wrong > 5 { // 32-bit check keys: about one in 10^5 at this size
 		t.Fatalf("%d false matches in 100000 absent keys", wrong)
+	}
+}
+
+func TestSelectSmallest(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for trial := 0; trial < 2000; trial++ {
+		n := 1 + rng.IntN(150)
+		v := make([]uint64, n)
+		for i := range v {
+			v[i] = rng.Uint64N(uint64(1 + rng.IntN(200))) // with repeats
+		}
+		k := 1 + rng.IntN(n)
+		sorted := slices.Clone(v)
+		slices.Sort(sorted)
+		selectSmallest(v, k)
+		got := slices.Clone(v[:k])
+		slices.Sort(got)
+		if !slices.Equal(got, sorted[:k]) {
+			t.Fatalf("n %d k %d: got %v, want %v", n, k, got, sorted[:k])
+		}
 	}
 }

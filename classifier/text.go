@@ -285,7 +285,7 @@ func (a *Analyzer) Normalize(s string) (norm string, traditional bool) {
 			i++
 			continue
 		}
-		r, size := utf8.DecodeRuneInString(s[i:])
+		r, size := decodeRune(s, i)
 		switch {
 		case r == utf8.RuneError: // invalid bytes and U+FFFD are dropped
 		case r >= 0xFF01 && r <= 0xFF5E: // full-width ASCII
@@ -315,6 +315,19 @@ func (a *Analyzer) Normalize(s string) (norm string, traditional bool) {
 		}
 	}
 	return norm, trad > 0 && trad*50 >= utf8.RuneCountInString(norm)/2
+}
+
+// decodeRune is utf8.DecodeRuneInString(s[i:]) with the common case of Chinese text, a
+// three-byte sequence, decoded inline.
+func decodeRune(s string, i int) (rune, int) {
+	if c := s[i]; c < utf8.RuneSelf {
+		return rune(c), 1
+	} else if c&0xF0 == 0xE0 && i+2 < len(s) && s[i+1]&0xC0 == 0x80 && s[i+2]&0xC0 == 0x80 {
+		if r := rune(c&0x0F)<<12 | rune(s[i+1]&0x3F)<<6 | rune(s[i+2]&0x3F); r >= 0x800 && (r < 0xD800 || r > 0xDFFF) {
+			return r, 3
+		}
+	}
+	return utf8.DecodeRuneInString(s[i:])
 }
 
 // needsNormalizing reports whether Normalize would change s.
@@ -352,7 +365,10 @@ func (a *Analyzer) analyzeInto(toks []Token, s string) Analysis {
 // count counts the characters of an.Norm. With check, it stops and reports false at the first
 // character Normalize would change.
 func (a *Analyzer) count(an *Analysis, check bool) bool {
-	for _, r := range an.Norm {
+	s := an.Norm
+	for i := 0; i < len(s); {
+		r, size := decodeRune(s, i)
+		i += size
 		switch {
 		case r >= cjkFirst && r <= cjkLast:
 			if check && a.isTrad(r) {
