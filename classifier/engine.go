@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -275,6 +276,7 @@ func (e *Engine) classify(x *analysed, res *envelope.Result) {
 	m.scores(v, &probs)
 	pInvalid := probs[TaskValidity][1]
 	rows := e.wordRows(x)
+	x.rows = rows
 	if why := screenRule(x); why != "" {
 		res.Valid = false
 		res.Reasons = append(res.Reasons, "初筛：无效——"+why)
@@ -288,7 +290,7 @@ func (e *Engine) classify(x *analysed, res *envelope.Result) {
 		return
 	}
 	res.Valid = true
-	res.Reasons = append(res.Reasons, fmt.Sprintf("初筛：有效诉求（无效概率 %.2f）", pInvalid))
+	res.Reasons = append(res.Reasons, "初筛：有效诉求（无效概率 "+fixed2(pInvalid)+"）")
 	if pInvalid > m.InvalidThreshold*0.6 {
 		res.NeedsReview = true
 		res.Reasons = append(res.Reasons, "初筛结果接近阈值，建议人工复核")
@@ -320,7 +322,7 @@ func (e *Engine) classify(x *analysed, res *envelope.Result) {
 			res.Area, res.Confidence.Area = label, conf
 			name = "领域：" + label
 		}
-		why := fmt.Sprintf("%s（置信度 %.2f）", name, conf)
+		why := name + "（置信度 " + fixed2(conf) + "）"
 		if len(words) > 0 {
 			why += "，依据「" + strings.Join(words, "」「") + "」"
 		}
@@ -370,7 +372,7 @@ func (e *Engine) cueNote(x *analysed, label, _ string) string {
 // wordRows returns the model row of each of the message's words (-1 when it has none or is not
 // a keyword candidate).
 func (e *Engine) wordRows(x *analysed) []int32 {
-	rows := make([]int32, len(x.words))
+	rows := slices.Grow(x.rows[:0], len(x.words))[:len(x.words)]
 	for i, w := range x.words {
 		rows[i] = -1
 		if w.kind == KindWord && len(w.text) > 3 { // two or more CJK runes, or a longer word
@@ -470,3 +472,6 @@ var testMessages = map[string]bool{
 	"测试": true, "测试一下": true, "测试测试": true, "test": true, "testing": true, "test123": true, "ceshi": true,
 	"你好": true, "您好": true, "在吗": true, "hello": true, "hi": true,
 }
+
+// fixed2 formats a probability with two decimals, as the reasons show it.
+func fixed2(f float64) string { return strconv.FormatFloat(f, 'f', 2, 64) }

@@ -73,6 +73,7 @@ type analysed struct {
 	seen  hashSet
 	set   []uint64
 	ranks []uint64
+	rows  []int32 // model rows of words
 	vec   sparse
 }
 
