@@ -353,3 +353,19 @@ func TestConcurrentTriage(t *testing.T) {
 		t.Errorf("index holds %d messages, want 17", e.IndexSize())
 	}
 }
+
+func TestPairedBench(t *testing.T) {
+	e := newTestEngine(t)
+	data := []Labelled{
+		{ID: "a", Title: "小区噪音扰民", Body: "楼下烧烤店每天营业到凌晨两点，油烟和噪音严重影响休息，请城管处理。"},
+		{ID: "b", Body: "请问灵活就业人员怎么缴纳养老保险？"},
+		{ID: "c", Body: "楼下烧烤店每天营业到凌晨两点，油烟和噪音严重影响休息，请城管处理。"},
+	}
+	p := PairedBench(e, data, 2)
+	if p.Messages != 6 || p.Segment <= 0 || p.Triage <= 0 || p.Ratio() <= 0 {
+		t.Fatalf("PairedBench gave %+v", p)
+	}
+	if e.IndexSize() != 0 {
+		t.Errorf("PairedBench wrote %d messages into the engine's own index", e.IndexSize())
+	}
+}
