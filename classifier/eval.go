@@ -132,6 +132,29 @@ type Report struct {
 	Area     *Confusion
 	// InvalidRecall and ValidPrecision are the screening figures the acceptance bar names.
 	InvalidRecall, ValidPrecision float64
+	// Review is how the needs_review flag splits the valid messages the engine kept.
+	Review ReviewSplit
+}
+
+// ReviewSplit counts, for confident and flagged (needs_review) messages apart, how many there
+// are and how many of them got type, track and area right: the flag is worth an editor's time
+// when the flagged ones are where the errors are.
+type ReviewSplit struct {
+	Confident, Flagged           int
+	ConfidentRight, FlaggedRight [3]int // type, track, area
+}
+
+func (s *ReviewSplit) add(flagged bool, right [3]bool) {
+	n, r := &s.Confident, &s.ConfidentRight
+	if flagged {
+		n, r = &s.Flagged, &s.FlaggedRight
+	}
+	*n++
+	for i, ok := range right {
+		if ok {
+			r[i]++
+		}
+	}
 }
 
 // Evaluate triages each labelled message with a fresh dedup index per message (so classification
@@ -152,6 +175,7 @@ func (e *Engine) Evaluate(data []Labelled) *Report {
 			rep.Type.Add(l.Type, res.Type)
 			rep.Track.Add(l.Track, res.Track)
 			rep.Area.Add(l.Area, res.Area)
+			rep.Review.add(res.NeedsReview, [3]bool{l.Type == res.Type, l.Track == res.Track, l.Area == res.Area})
 		} else if l.Valid {
 			// A valid message screened out counts as a miss for every label.
 			rep.Type.Add(l.Type, missLabel(envelope.RequestTypes, l.Type))
@@ -191,6 +215,21 @@ func (r *Report) Write(w io.Writer) {
 	fmt.Fprintf(w, "screening: invalid recall %.3f, valid precision %.3f\n\n", r.InvalidRecall, r.ValidPrecision)
 	for _, c := range []*Confusion{r.Validity, r.Type, r.Track, r.Area} {
 		c.Write(w)
+		fmt.Fprintln(w)
+	}
+	s := r.Review
+	if total := s.Confident + s.Flagged; total > 0 {
+		share := func(k, n int) float64 {
+			if n == 0 {
+				return 0
+			}
+			return float64(k) / float64(n)
+		}
+		fmt.Fprintf(w, "== needs_review: %d of %d valid messages flagged (%.0f %%)\n", s.Flagged, total, 100*share(s.Flagged, total))
+		fmt.Fprintf(w, "%-10s %10s %10s\n", "right", "confident", "flagged")
+		for i, task := range []string{"type", "track", "area"} {
+			fmt.Fprintf(w, "%-10s %10.3f %10.3f\n", task, share(s.ConfidentRight[i], s.Confident), share(s.FlaggedRight[i], s.Flagged))
+		}
 		fmt.Fprintln(w)
 	}
 }
