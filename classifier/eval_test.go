@@ -13,9 +13,9 @@ var evalBars = []struct {
 	target, floor float64
 	got           func(r *Report) float64
 }{
-	{"type macro-F1", 0.88, 0.85, func(r *Report) float64 { return r.Type.MacroF1() }},
+	{"type macro-F1", 0.88, 0.88, func(r *Report) float64 { return r.Type.MacroF1() }},
 	{"track macro-F1", 0.85, 0.85, func(r *Report) float64 { return r.Track.MacroF1() }},
-	{"area macro-F1", 0.90, 0.87, func(r *Report) float64 { return r.Area.MacroF1() }},
+	{"area macro-F1", 0.90, 0.89, func(r *Report) float64 { return r.Area.MacroF1() }},
 	{"invalid recall", 0.95, 0.95, func(r *Report) float64 { return r.InvalidRecall }},
 	{"valid precision", 0.99, 0.99, func(r *Report) float64 { return r.ValidPrecision }},
 }
