@@ -9,7 +9,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"sort"
 
 	"github.com/minsheng-project/minsheng/dictionaries"
 	"github.com/minsheng-project/minsheng/internal/envelope"
@@ -223,7 +222,11 @@ func Train(a *Analyzer, data []Labelled, opts TrainOptions) (*Model, error) {
 		}
 		probe.Temp = fitTemperature(probe, calSet, t)
 		if t == TaskValidity {
-			m.InvalidThreshold = chooseInvalidThreshold(probe, calSet)
+			// The calibration slice holds too few invalid messages to place a 97 % point: the
+			// threshold is chosen on out-of-fold scores of the whole training split.
+			scores := outOfFold(len(m.Features), labelsOf[t], all, best, probe.Temp)
+			m.InvalidThreshold = chooseInvalidThreshold(scores)
+			logScreening(opts.Log, scores)
 		}
 		final := fitLinear(len(m.Features), labelsOf[t], all, t, best)
 		final.Temp = probe.Temp
@@ -241,10 +244,15 @@ func (m *Model) indexVocab() {
 	m.idf = newIDFTable(m.IDFKeys, m.IDFVals)
 }
 
-// modelVersion names a model by what it was made from: the training data, the dictionaries and
-// the training options.
+// trainMethod names the training code's behaviour: change it when Train would make a different
+// model from the same data and options (features, hashing, threshold rule), so the version does.
+const trainMethod = "features-2 threshold-oof-1"
+
+// modelVersion names a model by what it was made from: the training method, the training data,
+// the dictionaries and the training options.
 func modelVersion(data []Labelled, opts TrainOptions) string {
 	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", trainMethod)
 	fmt.Fprintf(h, "%d %g %g %d %d %v %v\n", opts.Epochs, opts.L2, opts.Rate, opts.Seed, opts.MinDF, opts.L2Grid, opts.RateGrid)
 	if entries, err := dictionaries.FS.ReadDir("."); err == nil {
 		for _, e := range entries {
@@ -353,24 +361,64 @@ func fitTemperature(l *Linear, set []*example, t Task) float64 {
 	return math.Round(best*100) / 100
 }
 
-// chooseInvalidThreshold picks the highest P(invalid) threshold that still catches 97% of the
-// invalid messages set aside for calibration, kept between 0.2 and 0.5: screening must not let
-// spam through, and a valid request wrongly screened out is the costlier error only above that.
-func chooseInvalidThreshold(l *Linear, set []*example) float64 {
-	var scores []float64
+// screenScore is a message's P(invalid) from a model that did not train on it.
+type screenScore struct {
+	p     float64
+	valid bool
+}
+
+// outOfFold scores every example's P(invalid) with a validity model fitted on the other four
+// fifths of the set (folds by fnv32a("fold"+id)).
+func outOfFold(rows int, labels []string, set []*example, opts TrainOptions, temp float64) []screenScore {
+	var out []screenScore
 	p := make([]float64, 2)
-	for _, e := range set {
-		if !e.lab.Valid {
+	for k := uint32(0); k < 5; k++ {
+		var fit, held []*example
+		for _, e := range set {
+			if bucket(e.lab.ID, "fold")%5 == k {
+				held = append(held, e)
+			} else {
+				fit = append(fit, e)
+			}
+		}
+		l := fitLinear(rows, labels, fit, TaskValidity, opts)
+		l.Temp = temp
+		for _, e := range held {
 			l.probs(e.x, p)
-			scores = append(scores, p[1])
+			out = append(out, screenScore{p[1], e.lab.Valid})
 		}
 	}
-	if len(scores) == 0 {
+	return out
+}
+
+// chooseInvalidThreshold picks the P(invalid) threshold, between 0.2 and 0.5: screening must
+// catch 97 % of the invalid messages, and beyond that a valid request wrongly screened out is the
+// costlier error. So the threshold is the highest that still catches 97 % of them — or, when no
+// threshold in range does, as many as the lowest one does: lowering it further would only screen
+// out more valid requests.
+func chooseInvalidThreshold(scores []screenScore) float64 {
+	caught := func(th float64) (n, of int) {
+		for _, s := range scores {
+			if !s.valid {
+				of++
+				if s.p >= th {
+					n++
+				}
+			}
+		}
+		return n, of
+	}
+	floor, of := caught(0.2)
+	if of == 0 {
 		return 0.5
 	}
-	sort.Float64s(scores)
-	th := scores[int(math.Floor(0.03*float64(len(scores))))]
-	return math.Max(0.2, math.Min(0.5, math.Floor(th*100)/100))
+	want := min(int(math.Ceil(0.97*float64(of))), floor)
+	for th := 50; th > 20; th-- {
+		if n, _ := caught(float64(th) / 100); n >= want {
+			return float64(th) / 100
+		}
+	}
+	return 0.2
 }
 
 // macroF1 of a classifier on a labelled set.
@@ -404,3 +452,25 @@ var (
 // classWeightPower: class weights are (N / (K·n_c))^power; 0.5 balances rare classes without
 // letting a handful of examples dominate.
 var classWeightPower = 0.5
+
+// logScreening prints, for a few P(invalid) thresholds, the share of invalid messages caught
+// and of valid messages kept.
+func logScreening(w io.Writer, scores []screenScore) {
+	for _, th := range []float64{0.2, 0.25, 0.3, 0.35, 0.4, 0.5} {
+		var caught, inv, kept, val int
+		for _, s := range scores {
+			if s.valid {
+				val++
+				if s.p < th {
+					kept++
+				}
+			} else {
+				inv++
+				if s.p >= th {
+					caught++
+				}
+			}
+		}
+		fmt.Fprintf(w, "train: screening, out of fold, at %.2f: invalid caught %d/%d, valid kept %d/%d\n", th, caught, inv, kept, val)
+	}
+}
