@@ -269,6 +269,11 @@ func (a *Analyzer) Normalize(s string) (norm string, traditional bool) {
 	if !a.needsNormalizing(s) {
 		return s, false // the common case: no copy
 	}
+	return a.normalize(s)
+}
+
+// normalize is Normalize of a text known to need it.
+func (a *Analyzer) normalize(s string) (norm string, traditional bool) {
 	var b strings.Builder
 	b.Grow(len(s))
 	trad := 0
@@ -354,7 +359,7 @@ func (a *Analyzer) Analyze(s string) Analysis { return a.analyzeInto(nil, s) }
 func (a *Analyzer) analyzeInto(toks []Token, s string) Analysis {
 	an := Analysis{Norm: s}
 	if !a.count(&an, true) { // one pass for the common case: nothing to normalize
-		norm, trad := a.Normalize(s)
+		norm, trad := a.normalize(s)
 		an = Analysis{Norm: norm, Traditional: trad}
 		a.count(&an, false)
 	}
