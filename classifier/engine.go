@@ -376,7 +376,7 @@ func (e *Engine) wordRows(x *analysed) []int32 {
 	for i, w := range x.words {
 		rows[i] = -1
 		if w.kind == KindWord && len(w.text) > 3 { // two or more CJK runes, or a longer word
-			rows[i] = e.model.prow.get(w.hash)
+			rows[i] = e.model.vocab.get(w.hash)
 		}
 	}
 	return rows

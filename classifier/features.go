@@ -245,17 +245,14 @@ func (m *Model) vectorizeInto(x sparse, feats []uint64) sparse {
 	x.rows, x.vals = x.rows[:0], x.vals[:0]
 	var norm float64
 	for _, h := range feats {
-		var r int32
+		r := m.vocab.get(h)
+		if r < 0 {
+			continue
+		}
 		var w float32
 		if m.packed != nil {
-			if r = m.prow.get(h); r < 0 {
-				continue
-			}
 			w = m.packed[int(r)*m.stride+m.offset[numTasks]] // the IDF, beside the weights
 		} else {
-			if r = m.vocab.get(h); r < 0 {
-				continue
-			}
 			w = m.FeatureIDF[r] // training, before the weights exist
 		}
 		x.rows = append(x.rows, r)

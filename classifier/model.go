@@ -49,8 +49,9 @@ type Model struct {
 	// TrainedOn counts the training examples.
 	TrainedOn int
 
-	vocab rowTable // feature hash → row of Features and the tasks' W
-	prow  rowTable // feature hash → row of packed
+	// vocab maps feature hashes to rows: of Features and the tasks' W while training, of packed
+	// once pack has laid the weights out.
+	vocab rowTable
 	idf   idfTable // token dedup hash → IDF
 	// packed holds every task's weights of a row side by side (row*width + offset[task] + class),
 	// so scoring a message touches one cache line per feature instead of one per task.
@@ -100,7 +101,7 @@ func (m *Model) pack() {
 		}
 		row[w] = m.FeatureIDF[r]
 	}
-	m.prow = newRowTable(keys)
+	m.vocab = newRowTable(keys)
 }
 
 // weight is the centred weight of packed row r for class c of task t.
