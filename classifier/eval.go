@@ -19,30 +19,39 @@ type Confusion struct {
 	Labels []string
 	// Counts[gold][predicted].
 	Counts [][]int
+	// Missed[gold] counts decisions that gave no label at all (a valid message screened out):
+	// a miss for the gold class, and a false positive for none.
+	Missed []int
 }
 
 // NewConfusion returns an empty matrix over labels.
 func NewConfusion(task string, labels []string) *Confusion {
-	c := &Confusion{Task: task, Labels: labels, Counts: make([][]int, len(labels))}
+	c := &Confusion{Task: task, Labels: labels, Counts: make([][]int, len(labels)), Missed: make([]int, len(labels))}
 	for i := range c.Counts {
 		c.Counts[i] = make([]int, len(labels))
 	}
 	return c
 }
 
-// Add counts one decision.
+// Add counts one decision; an empty pred is a decision that gave no label.
 func (c *Confusion) Add(gold, pred string) {
-	g, p := slices.Index(c.Labels, gold), slices.Index(c.Labels, pred)
-	if g < 0 || p < 0 {
+	g := slices.Index(c.Labels, gold)
+	if g < 0 {
 		return
 	}
-	c.Counts[g][p]++
+	if pred == "" {
+		c.Missed[g]++
+		return
+	}
+	if p := slices.Index(c.Labels, pred); p >= 0 {
+		c.Counts[g][p]++
+	}
 }
 
 // PRF returns precision, recall, F1 and support of class i.
 func (c *Confusion) PRF(i int) (p, r, f float64, support int) {
 	tp := c.Counts[i][i]
-	predicted, actual := 0, 0
+	predicted, actual := 0, c.Missed[i]
 	for j := range c.Labels {
 		predicted += c.Counts[j][i]
 		actual += c.Counts[i][j]
@@ -80,6 +89,7 @@ func (c *Confusion) MacroF1() float64 {
 func (c *Confusion) Accuracy() float64 {
 	ok, n := 0, 0
 	for i := range c.Labels {
+		n += c.Missed[i]
 		for j := range c.Labels {
 			n += c.Counts[i][j]
 			if i == j {
@@ -105,13 +115,13 @@ func (c *Confusion) Write(w io.Writer) {
 	for i := range c.Labels {
 		fmt.Fprintf(w, " %6s", abbrev(c.Labels[i]))
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, " %6s\n", "(none)")
 	for i, l := range c.Labels {
 		fmt.Fprintf(w, "%-16s", l)
 		for j := range c.Labels {
 			fmt.Fprintf(w, " %6d", c.Counts[i][j])
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, " %6d\n", c.Missed[i])
 	}
 }
 
@@ -177,25 +187,16 @@ func (e *Engine) Evaluate(data []Labelled) *Report {
 			rep.Area.Add(l.Area, res.Area)
 			rep.Review.add(res.NeedsReview, [3]bool{l.Type == res.Type, l.Track == res.Track, l.Area == res.Area})
 		} else if l.Valid {
-			// A valid message screened out counts as a miss for every label.
-			rep.Type.Add(l.Type, missLabel(envelope.RequestTypes, l.Type))
-			rep.Track.Add(l.Track, missLabel(envelope.Tracks, l.Track))
-			rep.Area.Add(l.Area, missLabel(envelope.Areas, l.Area))
+			// A valid message screened out is a miss for its gold label of every task (the
+			// "(none)" column), and a false positive for no class: it was given none.
+			rep.Type.Add(l.Type, "")
+			rep.Track.Add(l.Track, "")
+			rep.Area.Add(l.Area, "")
 		}
 	}
 	_, rep.InvalidRecall, _, _ = rep.Validity.PRF(1)
 	rep.ValidPrecision, _, _, _ = rep.Validity.PRF(0)
 	return rep
-}
-
-// missLabel is some label other than gold, so a wrongly screened message counts as an error.
-func missLabel(labels []string, gold string) string {
-	for _, l := range labels {
-		if l != gold {
-			return l
-		}
-	}
-	return gold
 }
 
 // Classify screens and classifies a message without touching the dedup index.
