@@ -31,9 +31,6 @@ func fnvMix(h uint64, s string) uint64 {
 	return h
 }
 
-// fnvByte folds one byte into an FNV-1a hash.
-func fnvByte(h uint64, c byte) uint64 { return (h ^ uint64(c)) * fnvPrime }
-
 // textHash is the FNV-1a hash of a text. A token's is computed once, at segmentation; the
 // hashes of its features derive from it without reading the text again.
 func textHash(s string) uint64 { return fnvMix(fnvOffset, s) }
