@@ -115,6 +115,7 @@ func (a *Analyzer) loadConverter() error {
 
 func (a *Analyzer) loadSegmenter() error {
 	a.seg.SkipLog = true
+	a.seg.NotLoadHMM = true // the HMM is for Cut(text, true), which nothing here uses
 	a.seg.Dict = gse.NewDict()
 	a.seg.Init()
 	// Project words first; the embedded dictionary's LoadDictStr then computes the token
