@@ -62,6 +62,9 @@ type Analyzer struct {
 	lexIdx  map[string]int32 // while loading
 	lexTab  []lexEntry       // lexTab[0] is the empty entry
 	lexHash lexTable         // look-up by the token's text hash, built once loaded
+	// placeEnds marks the runes (of the Basic Multilingual Plane) that end a road or
+	// administrative suffix, so most words fail isPlaceWord without a look-up.
+	placeEnds [1024]uint64
 }
 
 const cjkFirst, cjkLast = 0x4E00, 0x9FFF
@@ -167,6 +170,9 @@ func (a *Analyzer) loadSegmenter() error {
 			return fmt.Errorf("unknown pattern kind %q", f[0])
 		}
 		a.entry(f[1]).suffix = k
+		if r, _ := utf8.DecodeLastRuneInString(f[1]); (k == sufRoad || k == sufAdmin) && r < 0x10000 {
+			a.placeEnds[r/64] |= 1 << (r % 64)
+		}
 		return nil
 	}); err != nil {
 		return err
@@ -548,11 +554,14 @@ func (a *Analyzer) mergePatterns(toks []Token, start int) []Token {
 
 // isPlaceWord reports whether a word of three or more runes ends in a road or place suffix.
 func (a *Analyzer) isPlaceWord(w string) bool {
+	last, n1 := utf8.DecodeLastRuneInString(w)
+	if last >= 0x10000 || a.placeEnds[last/64]&(1<<(last%64)) == 0 {
+		return false
+	}
 	runes := utf8.RuneCountInString(w)
 	if runes < 3 {
 		return false
 	}
-	_, n1 := utf8.DecodeLastRuneInString(w)
 	if s := w[len(w)-n1:]; a.lexTab[a.lookup(s, textHash(s))].suffix == sufRoad {
 		return true
 	}
