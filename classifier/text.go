@@ -273,8 +273,8 @@ func (a *Analyzer) isTrad(r rune) bool {
 
 // Normalize folds width and case and converts Traditional characters to Simplified.
 func (a *Analyzer) Normalize(s string) (norm string, traditional bool) {
-	if !a.needsNormalizing(s) {
-		return s, false // the common case: no copy
+	if a.count(&Analysis{Norm: s}, true) {
+		return s, false // the common case: nothing to change, no copy
 	}
 	return a.normalize(s)
 }
@@ -340,23 +340,6 @@ func decodeRune(s string, i int) (rune, int) {
 		}
 	}
 	return utf8.DecodeRuneInString(s[i:])
-}
-
-// needsNormalizing reports whether Normalize would change s.
-func (a *Analyzer) needsNormalizing(s string) bool {
-	for _, r := range s {
-		switch {
-		case r < utf8.RuneSelf:
-			if 'A' <= r && r <= 'Z' || r < ' ' && r != '\n' || r == 0x7f {
-				return true
-			}
-		case r == utf8.RuneError, r >= 0xFF01 && r <= 0xFF5E, r == 0x3000, a.isTrad(r):
-			return true
-		case r < 0xA0: // C1 controls
-			return true
-		}
-	}
-	return false
 }
 
 // Analyze normalizes and segments a text.
